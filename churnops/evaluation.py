@@ -1,0 +1,114 @@
+"""Holdout metrics and the plots people look at (ROC, PR, calibration, confusion matrix)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    brier_score_loss,
+    confusion_matrix,
+    f1_score,
+    log_loss,
+    precision_recall_curve,
+    roc_auc_score,
+    roc_curve,
+)
+
+DECISION_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    y_true: np.ndarray
+    y_score: np.ndarray
+    metrics: dict[str, float]
+
+
+def evaluate_scores(y_true: np.ndarray, y_score: np.ndarray) -> Evaluation:
+    """Threshold-free ranking metrics plus F1/accuracy at the serving threshold."""
+    if len(np.unique(y_true)) < 2:
+        raise ValueError("holdout must contain both churners and non-churners")
+    y_pred = (y_score >= DECISION_THRESHOLD).astype(int)
+    metrics = {
+        "roc_auc": float(roc_auc_score(y_true, y_score)),
+        "pr_auc": float(average_precision_score(y_true, y_score)),
+        "f1": float(f1_score(y_true, y_pred)),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "brier": float(brier_score_loss(y_true, y_score)),
+        "log_loss": float(log_loss(y_true, np.clip(y_score, 1e-7, 1 - 1e-7))),
+        "holdout_rows": float(len(y_true)),
+    }
+    return Evaluation(y_true=y_true, y_score=y_score, metrics=metrics)
+
+
+def _figure() -> tuple[Figure, plt.Axes]:
+    fig, ax = plt.subplots(figsize=(4.8, 4.0), dpi=100)
+    return fig, ax
+
+
+def roc_figure(ev: Evaluation) -> Figure:
+    fig, ax = _figure()
+    fpr, tpr, _ = roc_curve(ev.y_true, ev.y_score)
+    ax.plot(fpr, tpr, label=f"model (AUC {ev.metrics['roc_auc']:.3f})")
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="chance")
+    ax.set(xlabel="False positive rate", ylabel="True positive rate", title="ROC curve")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def pr_figure(ev: Evaluation) -> Figure:
+    fig, ax = _figure()
+    precision, recall, _ = precision_recall_curve(ev.y_true, ev.y_score)
+    ax.plot(recall, precision, label=f"model (AP {ev.metrics['pr_auc']:.3f})")
+    ax.axhline(ev.y_true.mean(), linestyle="--", color="grey", label="base rate")
+    ax.set(xlabel="Recall", ylabel="Precision", title="Precision-recall curve")
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def calibration_figure(ev: Evaluation) -> Figure:
+    fig, ax = _figure()
+    observed, predicted = calibration_curve(ev.y_true, ev.y_score, n_bins=10, strategy="quantile")
+    ax.plot(predicted, observed, marker="o", label=f"model (Brier {ev.metrics['brier']:.3f})")
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfectly calibrated")
+    ax.set(xlabel="Predicted churn probability", ylabel="Observed churn rate", title="Calibration")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def confusion_figure(ev: Evaluation) -> Figure:
+    fig, ax = _figure()
+    y_pred = (ev.y_score >= DECISION_THRESHOLD).astype(int)
+    matrix = confusion_matrix(ev.y_true, y_pred, labels=[0, 1])
+    ax.imshow(matrix, cmap="Blues")
+    for (row, col), count in np.ndenumerate(matrix):
+        colour = "white" if count > matrix.max() / 2 else "black"
+        ax.text(col, row, f"{count:,}", ha="center", va="center", color=colour)
+    ax.set_xticks([0, 1], labels=["stays", "churns"])
+    ax.set_yticks([0, 1], labels=["stays", "churns"])
+    ax.set(xlabel="Predicted", ylabel="Actual", title=f"Confusion matrix @ {DECISION_THRESHOLD}")
+    fig.tight_layout()
+    return fig
+
+
+def evaluation_figures(ev: Evaluation) -> dict[str, Figure]:
+    """File name → figure; the caller logs them and closes them."""
+    return {
+        "roc_curve.png": roc_figure(ev),
+        "pr_curve.png": pr_figure(ev),
+        "calibration.png": calibration_figure(ev),
+        "confusion_matrix.png": confusion_figure(ev),
+    }

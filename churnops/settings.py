@@ -1,0 +1,84 @@
+"""Every knob of the platform, read from `CHURNOPS_*` environment variables (see README table)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "CHURNOPS_"
+
+
+class Settings(BaseSettings):
+    """Loopback, single-machine defaults; every address can be pointed elsewhere."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    home: Path = Field(Path(".churn"), description="State folder (MLflow db, Dagster home, logs).")
+    host: str = Field("127.0.0.1", description="Interface every service binds to.")
+    mlflow_port: int = Field(5000, description="MLflow server port (tracking + registry + UI).")
+    dagster_port: int = Field(3000, description="Dagster webserver port (UI).")
+    bento_port: int = Field(3001, description="BentoML prediction API port.")
+    mlflow_tracking_uri: str | None = Field(
+        None, description="MLflow server URL; default `http://HOST:MLFLOW_PORT`."
+    )
+    mlflow_backend_store_uri: str | None = Field(
+        None, description="SQLAlchemy URL of MLflow's store; default SQLite in HOME."
+    )
+    mlflow_artifacts_destination: str | None = Field(
+        None, description="Artifact store URI served by MLflow; default a folder in HOME."
+    )
+    mlflow_workers: int = Field(1, description="MLflow server worker processes.")
+    model_name: str = Field("churn", description="Registered model name.")
+    experiment: str = Field("churn-training", description="MLflow experiment for training runs.")
+    data_path: str | None = Field(
+        None, description="CSV/Parquet file in the Telco schema; unset = synthetic data."
+    )
+    synthetic_rows: int = Field(50_000, description="Rows generated when DATA_PATH is unset.")
+    seed: int = Field(42, description="Seed for data generation, split and training.")
+    recipe: str = Field(
+        "hist_gradient_boosting",
+        description="`hist_gradient_boosting` or `logistic_regression`.",
+    )
+    holdout_fraction: float = Field(0.2, description="Share of rows held out for evaluation.")
+    gate_min_auc: float = Field(0.70, description="Minimum holdout ROC AUC for any champion.")
+    gate_margin: float = Field(
+        0.002, description="AUC a challenger must add over the champion to be promoted."
+    )
+    model_uri: str | None = Field(
+        None, description="Serve this pinned model URI instead of following `@champion`."
+    )
+    alias_poll_seconds: float = Field(
+        10.0, description="How often serving re-checks the `@champion` alias."
+    )
+
+    @property
+    def state_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"http://{self.host}:{self.mlflow_port}"
+
+    @property
+    def backend_store_uri(self) -> str:
+        return (
+            self.mlflow_backend_store_uri or f"sqlite:///{self.state_dir / 'mlflow' / 'mlflow.db'}"
+        )
+
+    @property
+    def artifacts_destination(self) -> str:
+        return self.mlflow_artifacts_destination or str(self.state_dir / "mlflow" / "artifacts")
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.state_dir / "dagster"
+
+    @property
+    def bento_url(self) -> str:
+        return f"http://{self.host}:{self.bento_port}"
+
+    @property
+    def dagster_url(self) -> str:
+        return f"http://{self.host}:{self.dagster_port}"

@@ -1,0 +1,53 @@
+"""Stratified, seeded train/holdout split whose parameters are recorded with the model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from churnops.contract import TARGET_COLUMN, TARGET_POSITIVE
+from churnops.fingerprint import frame_fingerprint
+
+
+@dataclass(frozen=True)
+class Split:
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+    holdout_fraction: float
+    seed: int
+
+    def summary(self) -> dict[str, float | int | str]:
+        return {
+            "train_rows": len(self.train),
+            "holdout_rows": len(self.holdout),
+            "train_churn_rate": round(_churn_rate(self.train), 4),
+            "holdout_churn_rate": round(_churn_rate(self.holdout), 4),
+            "holdout_fraction": self.holdout_fraction,
+            "split_seed": self.seed,
+            "train_fingerprint": frame_fingerprint(self.train),
+            "holdout_fingerprint": frame_fingerprint(self.holdout),
+        }
+
+
+def _churn_rate(frame: pd.DataFrame) -> float:
+    return float((frame[TARGET_COLUMN] == TARGET_POSITIVE).mean())
+
+
+def stratified_split(frame: pd.DataFrame, holdout_fraction: float = 0.2, seed: int = 42) -> Split:
+    """Keep the churn rate equal in both parts so holdout metrics are comparable across runs."""
+    if not 0.0 < holdout_fraction < 1.0:
+        raise ValueError(f"holdout_fraction must be in (0, 1), got {holdout_fraction}")
+    train, holdout = train_test_split(
+        frame,
+        test_size=holdout_fraction,
+        stratify=frame[TARGET_COLUMN],
+        random_state=seed,
+    )
+    return Split(
+        train=train.reset_index(drop=True),
+        holdout=holdout.reset_index(drop=True),
+        holdout_fraction=holdout_fraction,
+        seed=seed,
+    )

@@ -1,0 +1,56 @@
+"""Typed, validated customers and the stratified train/holdout split."""
+
+import dagster as dg
+import pandas as pd
+
+from churnops.cleaning import clean_customers as clean
+from churnops.contract import RAW_COLUMNS, TARGET_COLUMN, TARGET_POSITIVE
+from churnops.fingerprint import frame_fingerprint
+from churnops.split import Split, stratified_split
+from orchestration.metadata import frame_preview
+from orchestration.resources import CustomerSource, TrainingPolicy
+
+FEATURES = "features"
+
+
+@dg.asset(
+    group_name=FEATURES,
+    kinds={"pandas"},
+    owners=["team:ml-platform"],
+    code_version="1",
+)
+def clean_customers(
+    raw_customers: pd.DataFrame, customer_source: CustomerSource
+) -> dg.Output[pd.DataFrame]:
+    """Contract-typed customers; a row that breaks the contract fails the run, naming it."""
+    result = clean(raw_customers, customer_source.name)
+    frame = result.frame
+    return dg.Output(
+        frame,
+        metadata={
+            "dagster/row_count": len(frame),
+            "duplicates_dropped": result.duplicates_dropped,
+            "churn_rate": round(float((frame[TARGET_COLUMN] == TARGET_POSITIVE).mean()), 4),
+            "fingerprint": frame_fingerprint(frame),
+            "dagster/column_schema": dg.TableSchema(
+                columns=[dg.TableColumn(c, str(frame[c].dtype)) for c in RAW_COLUMNS]
+            ),
+            "preview": frame_preview(frame),
+        },
+    )
+
+
+@dg.asset(
+    group_name=FEATURES,
+    kinds={"pandas"},
+    owners=["team:ml-platform"],
+    code_version="1",
+)
+def customer_split(
+    clean_customers: pd.DataFrame, training_policy: TrainingPolicy
+) -> dg.Output[Split]:
+    """Stratified, seeded train/holdout split; both models in a gate decision use this holdout."""
+    split = stratified_split(
+        clean_customers, training_policy.holdout_fraction, training_policy.seed
+    )
+    return dg.Output(split, metadata=split.summary())

@@ -1,0 +1,41 @@
+"""Launch a real `mlflow server` (tracking + registry + artifact proxy + UI)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from churnops.processes import ManagedProcess
+
+
+def mlflow_server(
+    backend_store_uri: str,
+    artifacts_destination: str,
+    host: str,
+    port: int,
+    log_path: Path,
+    workers: int = 1,
+) -> ManagedProcess:
+    """A managed `mlflow server`; artifacts are proxied so clients need only its URL."""
+    if backend_store_uri.startswith("sqlite:///"):
+        Path(backend_store_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if "://" not in artifacts_destination:
+        Path(artifacts_destination).mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        backend_store_uri,
+        "--artifacts-destination",
+        artifacts_destination,
+        "--serve-artifacts",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    return ManagedProcess("mlflow", command, log_path, health_url=f"http://{host}:{port}/health")

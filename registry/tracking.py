@@ -1,0 +1,81 @@
+"""MLflow run logging for training candidates: model, params, tags, metrics and plots."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mlflow
+import mlflow.sklearn
+from matplotlib import pyplot as plt
+from matplotlib.figure import Figure
+from mlflow.tracking import MlflowClient
+from sklearn.pipeline import Pipeline
+
+from churnops.recipe import TRUSTED_TYPES
+from churnops.signature import input_example, model_signature
+
+MODEL_ARTIFACT = "model"
+
+
+@dataclass(frozen=True)
+class LoggedRun:
+    run_id: str
+    experiment_id: str
+    model_uri: str
+    model_id: str
+
+
+def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
+    return f"{tracking_uri}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def version_url(tracking_uri: str, model_name: str, version: str) -> str:
+    return f"{tracking_uri}/#/models/{model_name}/versions/{version}"
+
+
+def log_candidate(
+    tracking_uri: str,
+    experiment: str,
+    run_name: str,
+    model: Pipeline,
+    params: dict[str, object],
+    tags: dict[str, str],
+) -> LoggedRun:
+    """One MLflow run per candidate, holding the model with the contract's signature."""
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    experiment_id = mlflow.set_experiment(experiment).experiment_id
+    with mlflow.start_run(run_name=run_name, tags=tags) as run:
+        mlflow.log_params(params)
+        info = mlflow.sklearn.log_model(
+            model,
+            name=MODEL_ARTIFACT,
+            signature=model_signature(),
+            input_example=input_example(),
+            pyfunc_predict_fn="predict_proba",
+            skops_trusted_types=TRUSTED_TYPES,
+        )
+    return LoggedRun(run.info.run_id, experiment_id, info.model_uri, info.model_id)
+
+
+def log_metrics_and_figures(
+    tracking_uri: str,
+    run_id: str,
+    metrics: dict[str, float],
+    figures: dict[str, Figure],
+    folder: str = "evaluation",
+) -> None:
+    """Attach holdout metrics and plots to an existing run (closing the figures)."""
+    client = MlflowClient(tracking_uri=tracking_uri)
+    for key, value in metrics.items():
+        client.log_metric(run_id, key, value)
+    for name, figure in figures.items():
+        client.log_figure(run_id, figure, f"{folder}/{name}")
+        plt.close(figure)
+
+
+def load_model(tracking_uri: str, model_uri: str) -> Pipeline:
+    """Load a registered sklearn pipeline (e.g. `models:/churn/3`) through the MLflow server."""
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    return mlflow.sklearn.load_model(model_uri)
