@@ -34,4 +34,6 @@ defs = dg.Definitions(
     asset_checks=CLEAN_CUSTOMER_CHECKS,
     jobs=[train_and_promote],
     resources=build_resources(Settings()),
+    # Embedded default: every op of a run in one process (no per-step interpreter start-up).
+    executor=dg.in_process_executor,
 )

@@ -15,6 +15,7 @@ def mlflow_server(
     port: int,
     log_path: Path,
     workers: int = 1,
+    env: dict[str, str] | None = None,
 ) -> ManagedProcess:
     """A managed `mlflow server`; artifacts are proxied so clients need only its URL."""
     if backend_store_uri.startswith("sqlite:///"):

@@ -1,0 +1,124 @@
+"""`churnops`: run the whole platform on one machine and operate the registry."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from churnops.processes import ProcessFailed
+from churnops.settings import Settings
+
+app = typer.Typer(
+    help="churnops: churn prediction with Dagster, MLflow and BentoML.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+
+
+def _registry(settings: Settings):
+    from registry.client import ChurnRegistry
+
+    return ChurnRegistry(settings.tracking_uri, settings.model_name)
+
+
+@app.command()
+def up(
+    train: Annotated[
+        bool, typer.Option(help="Materialize the pipeline when no champion exists yet.")
+    ] = True,
+) -> None:
+    """Start MLflow, Dagster (webserver + daemon) and the Bento API on loopback; Ctrl-C stops."""
+    from churnops.stack import Stack, launch_training
+
+    settings = Settings()
+    stack = Stack(settings)
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    try:
+        with console.status("starting MLflow server…"):
+            stack.start_mlflow()
+        with console.status("starting Dagster webserver and daemon…"):
+            stack.start_dagster()
+        with console.status("starting Bento prediction service…"):
+            stack.start_bento()
+        champion = _registry(settings).champion()
+        if champion is None and train:
+            with console.status("no champion yet: running train_and_promote in Dagster…") as st:
+                run_id = launch_training(
+                    settings,
+                    on_status=lambda rid, state: st.update(f"Dagster run {rid[:8]}: {state}"),
+                )
+            console.print(f"[green]training run {run_id} succeeded")
+        if train or champion is not None:
+            with console.status("waiting for the Bento service to load @champion…"):
+                stack.wait_bento_ready(timeout=settings.alias_poll_seconds + 120)
+        _print_urls(settings)
+        while not stopping.wait(1.0):
+            stack.check_alive()
+    except ProcessFailed as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    finally:
+        with console.status("stopping services…"):
+            stack.stop()
+        console.print("stopped")
+
+
+def _print_urls(settings: Settings) -> None:
+    table = Table(show_header=False, box=None)
+    table.add_row("Dagster UI", settings.dagster_url)
+    table.add_row("MLflow UI", settings.tracking_uri)
+    table.add_row("Prediction API", f"{settings.bento_url}/docs")
+    console.print(Panel(table, title="churnops is up (Ctrl-C to stop)"))
+    console.print(
+        f"try: curl -s -X POST {settings.bento_url}/predict -H 'content-type: application/json' "
+        "-d @serving/example_request.json"
+    )
+
+
+@app.command()
+def rollback(
+    reason: Annotated[str, typer.Option(help="Why; stored in the alias history.")] = "manual",
+) -> None:
+    """Move @champion back to the previous champion (serving follows within one poll)."""
+    from registry.client import RegistryError
+
+    settings = Settings()
+    try:
+        event = _registry(settings).rollback(reason)
+    except RegistryError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"@champion: version {event.from_version} → {event.to_version}")
+
+
+@app.command()
+def status() -> None:
+    """Show registered versions, aliases and the champion history."""
+    settings = Settings()
+    registry = _registry(settings)
+    table = Table("version", "aliases", "AUC", "gate", title=f"model '{settings.model_name}'")
+    for info in registry.versions():
+        table.add_row(
+            info.version,
+            ", ".join(info.aliases),
+            info.tags.get("holdout.roc_auc", ""),
+            info.tags.get("gate.decision", ""),
+        )
+    console.print(table)
+    for event in registry.alias_history():
+        console.print(
+            f"{event.at}  {event.action:8} {event.from_version} → {event.to_version}  {event.reason}"
+        )
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,62 @@
+"""Pydantic request/record models generated from the data contract (serving's input schema)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from churnops.contract import FEATURE_NAMES, FEATURES, ID_COLUMN, FeatureSpec, example_record
+
+
+def _field(spec: FeatureSpec) -> tuple[Any, Any]:
+    if spec.kind == "categorical":
+        annotation: Any = Literal[spec.categories]  # type: ignore[valid-type]
+        return annotation, Field(
+            description=spec.description, json_schema_extra={"example": spec.example}
+        )
+    python_type = int if spec.kind == "integer" else float
+    annotation = python_type | None if spec.nullable else python_type
+    default = None if spec.nullable else ...
+    return annotation, Field(
+        default,
+        ge=spec.minimum,
+        le=spec.maximum,
+        strict=True,
+        description=spec.description,
+        json_schema_extra={"example": spec.example},
+    )
+
+
+class _RecordBase(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        # BentoML's OpenAPI model knows the singular `example` keyword only.
+        json_schema_extra={"example": example_record()},
+    )
+
+
+CustomerRecord: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    "CustomerRecord",
+    __base__=_RecordBase,
+    __doc__="One customer in the Telco churn schema (the label `Churn` is not sent).",
+    **{
+        ID_COLUMN: (
+            str | None,
+            Field(None, max_length=64, description="Customer id, echoed back for joins."),
+        )
+    },
+    **{spec.name: _field(spec) for spec in FEATURES},
+)
+
+
+def records_to_frame(records: list[BaseModel]) -> pd.DataFrame:
+    """Feature frame in contract column order; blank TotalCharges becomes NaN."""
+    rows = [[getattr(record, name) for name in FEATURE_NAMES] for record in records]
+    frame = pd.DataFrame(rows, columns=list(FEATURE_NAMES))
+    for spec in FEATURES:
+        if spec.kind == "float":
+            frame[spec.name] = frame[spec.name].astype(np.float64)
+    return frame

@@ -1,0 +1,165 @@
+"""The embedded stack: MLflow server, Dagster webserver + daemon and the Bento server on loopback.
+
+The launcher only starts processes and talks to them over HTTP; it never imports their code.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from churnops.processes import ManagedProcess, ProcessFailed, wait_for_http
+from churnops.settings import ENV_PREFIX, Settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+TRAINING_JOB = "train_and_promote"
+
+DAGSTER_INSTANCE_YAML = """\
+# Written by `churnops up`; the local instance: SQLite storage under this folder.
+telemetry:
+  enabled: false
+run_queue:
+  max_concurrent_runs: 2
+"""
+
+
+def service_env(settings: Settings) -> dict[str, str]:
+    """Environment for child processes: the caller's, plus the resolved CHURNOPS_* addresses."""
+    env = dict(os.environ)
+    env[f"{ENV_PREFIX}HOME"] = str(settings.state_dir)
+    env[f"{ENV_PREFIX}MLFLOW_TRACKING_URI"] = settings.tracking_uri
+    env["DAGSTER_HOME"] = str(settings.dagster_home)
+    env["BENTOML_HOME"] = str(settings.state_dir / "bentoml")
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+class Stack:
+    """Starts the three services in dependency order and stops them in reverse."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.logs = settings.state_dir / "logs"
+        self.processes: list[ManagedProcess] = []
+
+    def _process(self, name: str, command: list[str], health_url: str | None) -> ManagedProcess:
+        return ManagedProcess(
+            name,
+            command,
+            self.logs / f"{name}.log",
+            health_url=health_url,
+            env=service_env(self.settings),
+            cwd=REPO_ROOT,
+        )
+
+    def _start(self, process: ManagedProcess, timeout: float) -> None:
+        self.processes.append(process)
+        process.start(timeout=timeout)
+
+    def start_mlflow(self) -> None:
+        from registry.server import mlflow_server
+
+        s = self.settings
+        server = mlflow_server(
+            s.backend_store_uri,
+            s.artifacts_destination,
+            s.host,
+            s.mlflow_port,
+            self.logs / "mlflow.log",
+            workers=s.mlflow_workers,
+            env=service_env(s),
+        )
+        self._start(server, timeout=180)
+
+    def start_dagster(self) -> None:
+        home = self.settings.dagster_home
+        home.mkdir(parents=True, exist_ok=True)
+        instance_yaml = home / "dagster.yaml"
+        if not instance_yaml.exists():
+            instance_yaml.write_text(DAGSTER_INSTANCE_YAML)
+        workspace = str(REPO_ROOT / "workspace.yaml")
+        s = self.settings
+        webserver = self._process(
+            "dagster-webserver",
+            [
+                str(BIN / "dagster-webserver"),
+                "-w",
+                workspace,
+                "-h",
+                s.host,
+                "-p",
+                str(s.dagster_port),
+            ],
+            f"{s.dagster_url}/server_info",
+        )
+        daemon = self._process(
+            "dagster-daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace], None
+        )
+        self._start(webserver, timeout=240)
+        self._start(daemon, timeout=0)
+
+    def start_bento(self) -> None:
+        s = self.settings
+        bento = self._process(
+            "bento",
+            [
+                str(BIN / "bentoml"),
+                "serve",
+                "serving.service:ChurnService",
+                "--host",
+                s.host,
+                "--port",
+                str(s.bento_port),
+            ],
+            f"{s.bento_url}/healthz",
+        )
+        self._start(bento, timeout=180)
+
+    def start(self) -> None:
+        self.start_mlflow()
+        self.start_dagster()
+        self.start_bento()
+
+    def check_alive(self) -> None:
+        for process in self.processes:
+            if not process.running:
+                raise ProcessFailed(f"{process.name} exited\n{process.log_tail()}")
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+        self.processes.clear()
+
+    def wait_bento_ready(self, timeout: float) -> None:
+        wait_for_http(f"{self.settings.bento_url}/readyz", timeout, self.processes[-1].proc)
+
+
+def launch_training(settings: Settings, timeout: float = 600.0, on_status=None) -> str:
+    """Submit the training job to the running Dagster instance and wait for it to finish."""
+    from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
+
+    client = DagsterGraphQLClient(settings.host, port_number=settings.dagster_port, timeout=60)
+    deadline = time.monotonic() + timeout
+    run_id = None
+    while run_id is None:
+        try:
+            run_id = client.submit_job_execution(TRAINING_JOB)
+        except DagsterGraphQLClientError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)  # the code location may still be loading
+    while True:
+        status = client.get_run_status(run_id)
+        if on_status is not None:
+            on_status(run_id, status.value)
+        if status.value in ("SUCCESS", "FAILURE", "CANCELED"):
+            if status.value != "SUCCESS":
+                raise ProcessFailed(f"Dagster run {run_id} ended {status.value}")
+            return run_id
+        if time.monotonic() > deadline:
+            raise ProcessFailed(f"Dagster run {run_id} still {status.value} after {timeout:.0f}s")
+        time.sleep(1)

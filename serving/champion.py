@@ -1,0 +1,128 @@
+"""Follow the MLflow `@champion` alias: load at start, poll, swap in the background.
+
+Requests always read `current` once and use that model, so a swap (a single attribute
+assignment) never fails or mixes a request; a version that fails to load or to score the
+contract's example record is refused and the old one keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+from sklearn.pipeline import Pipeline
+
+from churnops.recipe import churn_probability
+from churnops.signature import input_example
+from registry.client import CHAMPION, ChurnRegistry
+from registry.tracking import load_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    version: str
+    uri: str
+    model: Pipeline
+    loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+
+Resolver = Callable[[], tuple[str, str] | None]
+Loader = Callable[[str], Pipeline]
+
+
+def smoke_test(model: Pipeline) -> None:
+    """Refuse a model that cannot score the contract's example as a probability."""
+    score = churn_probability(model, input_example())
+    if score.shape != (1,) or not np.isfinite(score).all() or not 0.0 <= score[0] <= 1.0:
+        raise ValueError(f"model returned {score!r} for the example record")
+
+
+class ChampionFollower:
+    """Holds the serving model and keeps it in step with the registry alias."""
+
+    def __init__(self, resolve: Resolver, load: Loader, poll_seconds: float) -> None:
+        self._resolve = resolve
+        self._load = load
+        self.poll_seconds = poll_seconds
+        self.current: LoadedModel | None = None
+        self.last_error: str | None = None
+        self.last_check: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def refresh(self) -> bool:
+        """Check the alias once; returns True if a new version was swapped in."""
+        self.last_check = datetime.now(UTC).isoformat(timespec="seconds")
+        try:
+            target = self._resolve()
+            if target is None:
+                self.last_error = "no model version holds the alias yet"
+                return False
+            version, uri = target
+            if self.current is not None and self.current.version == version:
+                self.last_error = None
+                return False
+            model = self._load(uri)
+            smoke_test(model)
+        except Exception as exc:  # keep serving the loaded model whatever went wrong
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.warning("champion refresh failed: %s", self.last_error)
+            return False
+        previous = self.current.version if self.current else None
+        self.current = LoadedModel(version=version, uri=uri, model=model)
+        self.last_error = None
+        log.info("serving model version %s (was %s)", version, previous)
+        return True
+
+    def start(self) -> None:
+        self.refresh()
+        self._thread = threading.Thread(target=self._poll, name="champion-follower", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            self.refresh()
+
+    def status(self) -> dict[str, object]:
+        current = self.current
+        return {
+            "ready": current is not None,
+            "model_version": current.version if current else None,
+            "model_uri": current.uri if current else None,
+            "loaded_at": current.loaded_at if current else None,
+            "last_check": self.last_check,
+            "last_error": self.last_error,
+            "poll_seconds": self.poll_seconds,
+        }
+
+
+def alias_resolver(registry: ChurnRegistry, alias: str = CHAMPION) -> Resolver:
+    def resolve() -> tuple[str, str] | None:
+        info = registry.by_alias(alias)
+        if info is None:
+            return None
+        return info.version, f"models:/{registry.model_name}/{info.version}"
+
+    return resolve
+
+
+def pinned_resolver(model_uri: str) -> Resolver:
+    """A fixed URI; its 'version' is the version segment of `models:/name/N`, else the URI."""
+    parts = model_uri.removeprefix("models:/").split("/")
+    version = parts[1] if model_uri.startswith("models:/") and len(parts) == 2 else model_uri
+    return lambda: (version, model_uri)
+
+
+def mlflow_loader(tracking_uri: str) -> Loader:
+    return lambda uri: load_model(tracking_uri, uri)
