@@ -116,7 +116,8 @@ def status() -> None:
     console.print(table)
     for event in registry.alias_history():
         console.print(
-            f"{event.at}  {event.action:8} {event.from_version} → {event.to_version}  {event.reason}"
+            f"{event.at}  {event.action:8} "
+            f"{event.from_version} → {event.to_version}  {event.reason}"
         )
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from churnops.recipe import Recipe
+
 ENV_PREFIX = "CHURNOPS_"
 
 
@@ -37,7 +39,7 @@ class Settings(BaseSettings):
     )
     synthetic_rows: int = Field(50_000, description="Rows generated when DATA_PATH is unset.")
     seed: int = Field(42, description="Seed for data generation, split and training.")
-    recipe: str = Field(
+    recipe: Recipe = Field(
         "hist_gradient_boosting",
         description="`hist_gradient_boosting` or `logistic_regression`.",
     )

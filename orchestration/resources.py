@@ -4,6 +4,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from churnops.recipe import Recipe
 from churnops.sources import read_customer_file
 from churnops.synthetic import DriftSpec, generate_customers
 from registry.client import ChurnRegistry
@@ -45,7 +46,7 @@ class MlflowRegistry(dg.ConfigurableResource):
 class TrainingPolicy(dg.ConfigurableResource):
     """Deployment-wide training and promotion policy (from CHURNOPS_* settings)."""
 
-    recipe: str = Field("hist_gradient_boosting", description="Model recipe.")
+    recipe: Recipe = Field("hist_gradient_boosting", description="Model recipe.")
     holdout_fraction: float = Field(0.2, gt=0, lt=1, description="Holdout share.")
     seed: int = Field(42, description="Split and training seed.")
     min_auc: float = Field(0.70, ge=0, le=1, description="Minimum ROC AUC for any champion.")

@@ -1,0 +1,82 @@
+"""Fixtures shared by the integration and e2e layers: real servers on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from churnops.processes import ManagedProcess
+from churnops.stack import REPO_ROOT
+from registry.server import mlflow_server
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `mlflow server` (SQLite + proxied local artifacts) for the whole session."""
+    root = tmp_path_factory.mktemp("mlflow")
+    port = free_port()
+    server = mlflow_server(
+        f"sqlite:///{root / 'mlflow.db'}",
+        str(root / "artifacts"),
+        "127.0.0.1",
+        port,
+        root / "mlflow.log",
+    )
+    with server:
+        yield f"http://127.0.0.1:{port}"
+
+
+@dataclass
+class BentoServer:
+    process: ManagedProcess
+    url: str
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start_bento(
+    tmp_path: Path, tracking_uri: str, model_name: str, **extra_env: str
+) -> BentoServer:
+    """`bentoml serve` of our service as a subprocess, polling the alias every second."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "CHURNOPS_MLFLOW_TRACKING_URI": tracking_uri,
+        "CHURNOPS_MODEL_NAME": model_name,
+        "CHURNOPS_ALIAS_POLL_SECONDS": "1",
+        "BENTOML_HOME": str(tmp_path / "bentoml"),
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        **extra_env,
+    }
+    process = ManagedProcess(
+        f"bento-{port}",
+        [
+            str(BIN / "bentoml"),
+            "serve",
+            "serving.service:ChurnService",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        tmp_path / f"bento-{port}.log",
+        health_url=f"http://127.0.0.1:{port}/healthz",
+        env=env,
+        cwd=REPO_ROOT,
+    )
+    return BentoServer(process.start(timeout=120), f"http://127.0.0.1:{port}")

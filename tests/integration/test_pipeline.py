@@ -1,0 +1,86 @@
+"""The full asset graph materialized in-process against a real MLflow server."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from mlflow.tracking import MlflowClient
+
+from registry.client import ChurnRegistry
+from tests.integration.pipeline import materialization_metadata, materialize_pipeline
+
+pytestmark = pytest.mark.integration
+
+MODEL = "churn-pipeline"
+
+
+@pytest.fixture(scope="module")
+def first_run(mlflow_uri: str):
+    return materialize_pipeline(mlflow_uri, MODEL, synthetic_rows=50_000)
+
+
+def test_pipeline_on_50k_synthetic_rows_reaches_auc_080(first_run) -> None:
+    assert first_run.success
+    metrics = first_run.output_for_node("candidate_evaluation")
+    assert metrics["roc_auc"] >= 0.80
+    assert metrics["holdout_rows"] == 10_000
+
+
+def test_first_model_becomes_champion_in_mlflow_rest_api(first_run, mlflow_uri: str) -> None:
+    champion = first_run.output_for_node("champion_version")
+    response = httpx.get(
+        f"{mlflow_uri}/api/2.0/mlflow/registered-models/alias",
+        params={"name": MODEL, "alias": "champion"},
+    )
+    assert response.status_code == 200
+    assert response.json()["model_version"]["version"] == champion
+    tags = ChurnRegistry(mlflow_uri, MODEL).version(champion).tags
+    assert tags["gate.decision"] == "promoted"
+    assert tags["dagster.run_id"] == first_run.run_id
+    assert len(tags["data.fingerprint"]) == 16
+
+
+def test_mlflow_run_records_params_metrics_plots_and_lineage(first_run, mlflow_uri: str) -> None:
+    candidate = first_run.output_for_node("churn_candidate")
+    run = MlflowClient(mlflow_uri).get_run(candidate.run_id)
+    assert run.data.params["recipe"] == "hist_gradient_boosting"
+    assert run.data.params["split_seed"] == "42"
+    assert run.data.metrics["roc_auc"] >= 0.80
+    assert {"pr_auc", "f1", "brier"} <= set(run.data.metrics)
+    assert run.data.tags["dagster.run_id"] == first_run.run_id
+    assert run.data.tags["mlflow.source.git.commit"]
+    assert run.data.tags["data.fingerprint"]
+    artifacts = {
+        a.path for a in MlflowClient(mlflow_uri).list_artifacts(candidate.run_id, "evaluation")
+    }
+    assert artifacts == {
+        "evaluation/roc_curve.png",
+        "evaluation/pr_curve.png",
+        "evaluation/calibration.png",
+        "evaluation/confusion_matrix.png",
+    }
+
+
+def test_dagster_materializations_link_to_mlflow(first_run, mlflow_uri: str) -> None:
+    candidate = first_run.output_for_node("churn_candidate")
+    training = materialization_metadata(first_run, "churn_candidate")
+    assert training["mlflow_run"].url.startswith(mlflow_uri)
+    assert training["mlflow_run"].url.endswith(candidate.run_id)
+    evaluation = materialization_metadata(first_run, "candidate_evaluation")
+    assert evaluation["roc_curve"].value.startswith("![roc_curve.png](data:image/png;base64,")
+    gate = materialization_metadata(first_run, "champion_version")
+    assert gate["promoted"].value is True
+
+
+def test_gate_keeps_champion_when_challenger_is_not_better(first_run, mlflow_uri: str) -> None:
+    """Same data and seed give the same AUC, which cannot beat the champion by the margin."""
+    champion_before = first_run.output_for_node("champion_version")
+    second = materialize_pipeline(mlflow_uri, MODEL, synthetic_rows=50_000)
+    challenger = second.output_for_node("challenger_version")
+    assert challenger != champion_before
+    assert second.output_for_node("champion_version") == champion_before
+    registry = ChurnRegistry(mlflow_uri, MODEL)
+    assert registry.champion().version == champion_before
+    rejected = registry.version(challenger).tags
+    assert rejected["gate.decision"] == "rejected"
+    assert "does not beat champion" in rejected["gate.reason"]
