@@ -85,6 +85,42 @@ def _print_urls(settings: Settings) -> None:
 
 
 @app.command()
+def simulate(
+    rows: Annotated[int, typer.Option(help="Customers to send.")] = 2000,
+    drifted: Annotated[bool, typer.Option(help="Send a shifted population.")] = False,
+    seed: Annotated[int, typer.Option(help="Traffic seed.")] = 1234,
+    batch_size: Annotated[int, typer.Option(help="Customers per request.")] = 200,
+    label_fraction: Annotated[float, typer.Option(help="Share of labels sent back.")] = 1.0,
+    label_delay: Annotated[float, typer.Option(help="Seconds before labels are sent.")] = 0.0,
+    url: Annotated[str | None, typer.Option(help="Prediction API; default from settings.")] = None,
+) -> None:
+    """Send realistic (optionally drifted) traffic and delayed labels to the prediction API."""
+    from rich.progress import Progress
+
+    from churnops.simulator import simulate as run_simulation
+
+    base_url = url or Settings().bento_url
+    with Progress(console=console) as progress:
+        task = progress.add_task("predictions", total=rows)
+        result = run_simulation(
+            base_url,
+            rows,
+            drifted=drifted,
+            seed=seed,
+            batch_size=batch_size,
+            label_fraction=label_fraction,
+            label_delay_seconds=label_delay,
+            on_progress=lambda n: progress.advance(task, n),
+        )
+    console.print(
+        f"{result.predictions} predictions in {result.requests} requests, "
+        f"{result.labels_sent} labels sent, {result.errors} errors"
+    )
+    if result.errors:
+        raise typer.Exit(1)
+
+
+@app.command()
 def rollback(
     reason: Annotated[str, typer.Option(help="Why; stored in the alias history.")] = "manual",
 ) -> None:

@@ -24,6 +24,8 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from churnops.drift import DriftReport
+
 DECISION_THRESHOLD = 0.5
 
 
@@ -112,3 +114,17 @@ def evaluation_figures(ev: Evaluation) -> dict[str, Figure]:
         "calibration.png": calibration_figure(ev),
         "confusion_matrix.png": confusion_figure(ev),
     }
+
+
+def drift_figure(report: DriftReport) -> Figure:
+    """PSI per feature (and for the score), drifted ones highlighted."""
+    rows = [*report.features, report.score]
+    fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=100)
+    colours = ["tab:red" if row.drifted else "tab:blue" for row in rows]
+    ax.barh([row.feature for row in rows], [row.psi for row in rows], color=colours)
+    ax.axvline(0.2, linestyle="--", color="grey", label="PSI 0.2")
+    ax.set(xlabel="Population stability index", title="Drift per feature (red = drifted)")
+    ax.invert_yaxis()
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig

@@ -54,6 +54,27 @@ class Settings(BaseSettings):
     alias_poll_seconds: float = Field(
         10.0, description="How often serving re-checks the `@champion` alias."
     )
+    prediction_store_url: str | None = Field(
+        None, description="SQLAlchemy URL of the prediction store; default SQLite in HOME."
+    )
+    prediction_logging: bool = Field(True, description="Log every served prediction.")
+    retrain_with_production_labels: bool = Field(
+        True, description="Add labelled production predictions to the training data."
+    )
+    monitor_interval_seconds: int = Field(
+        30, description="How often the drift sensor evaluates new traffic."
+    )
+    monitor_min_rows: int = Field(
+        1000, description="New predictions needed before a window is evaluated."
+    )
+    drift_psi: float = Field(0.2, description="PSI at which a feature counts as drifted.")
+    drift_p_value: float = Field(0.01, description="KS / chi-square p-value for drift.")
+    drift_share: float = Field(
+        0.10, description="Share of drifted features that triggers retraining."
+    )
+    drift_min_live_auc: float = Field(
+        0.70, description="Live ROC AUC (from feedback labels) that triggers retraining."
+    )
 
     @property
     def state_dir(self) -> Path:
@@ -72,6 +93,10 @@ class Settings(BaseSettings):
     @property
     def artifacts_destination(self) -> str:
         return self.mlflow_artifacts_destination or str(self.state_dir / "mlflow" / "artifacts")
+
+    @property
+    def prediction_store(self) -> str:
+        return self.prediction_store_url or f"sqlite:///{self.state_dir / 'predictions.db'}"
 
     @property
     def dagster_home(self) -> Path:

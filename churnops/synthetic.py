@@ -16,13 +16,17 @@ from churnops.contract import FEATURES_BY_NAME, ID_COLUMN, RAW_COLUMNS, TARGET_C
 
 @dataclass(frozen=True)
 class DriftSpec:
-    """Distribution shifts; all zero means the reference population."""
+    """Distribution shifts; the defaults are the reference population. `price_sensitivity`
+    and `contract_effect` change how churn depends on the features (concept drift); the rest
+    move feature distributions."""
 
     tenure_scale: float = 1.0
     monthly_charges_shift: float = 0.0
     fiber_share_shift: float = 0.0
     month_to_month_share_shift: float = 0.0
     churn_logit_shift: float = 0.0
+    price_sensitivity: float = 0.0
+    contract_effect: float = 1.0
 
     @property
     def is_reference(self) -> bool:
@@ -95,7 +99,7 @@ def generate_customers(n_rows: int, seed: int = 42, drift: DriftSpec | None = No
 
     logit = (
         -1.0
-        + np.array([1.1, -0.9, -2.2])[contract]
+        + drift.contract_effect * np.array([1.1, -0.9, -2.2])[contract]
         - 0.035 * tenure
         + np.array([0.0, 0.85, -0.8])[internet]
         + 0.55 * (payment == 0)
@@ -106,6 +110,7 @@ def generate_customers(n_rows: int, seed: int = 42, drift: DriftSpec | None = No
         - 0.2 * partner
         + 0.012 * (monthly - 65.0)
         + drift.churn_logit_shift
+        + drift.price_sensitivity * (monthly - 65.0) / 30.0
     )
     churn = (rng.random(n) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int8)
 

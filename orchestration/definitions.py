@@ -1,18 +1,29 @@
-"""The Dagster code location: assembles assets, checks, jobs and resources from settings."""
+"""The Dagster code location: assembles assets, checks, jobs, sensors and resources."""
 
 import dagster as dg
 
 from churnops.settings import Settings
-from orchestration.assets import deployment, features, ingest, training
+from orchestration.assets import deployment, features, ingest, monitoring, training
 from orchestration.assets.checks import CLEAN_CUSTOMER_CHECKS
-from orchestration.jobs import train_and_promote
-from orchestration.resources import CustomerSource, MlflowRegistry, TrainingPolicy
+from orchestration.jobs import retrain_on_drift, train_and_promote
+from orchestration.resources import (
+    CustomerSource,
+    MlflowRegistry,
+    MonitorPolicy,
+    PredictionStore,
+    TrainingPolicy,
+)
+from orchestration.sensors import build_drift_sensor
 
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    store = PredictionStore(url=settings.prediction_store)
     return {
         "customer_source": CustomerSource(
-            path=settings.data_path, synthetic_rows=settings.synthetic_rows, seed=settings.seed
+            path=settings.data_path,
+            synthetic_rows=settings.synthetic_rows,
+            seed=settings.seed,
+            prediction_store=store if settings.retrain_with_production_labels else None,
         ),
         "mlflow_registry": MlflowRegistry(
             tracking_uri=settings.tracking_uri,
@@ -26,14 +37,25 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             min_auc=settings.gate_min_auc,
             margin=settings.gate_margin,
         ),
+        "prediction_store": store,
+        "monitor_policy": MonitorPolicy(
+            min_rows=settings.monitor_min_rows,
+            psi=settings.drift_psi,
+            p_value=settings.drift_p_value,
+            drift_share=settings.drift_share,
+            min_live_auc=settings.drift_min_live_auc,
+        ),
     }
 
 
+settings = Settings()
+
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([ingest, features, training, deployment]),
+    assets=dg.load_assets_from_modules([ingest, features, training, deployment, monitoring]),
     asset_checks=CLEAN_CUSTOMER_CHECKS,
-    jobs=[train_and_promote],
-    resources=build_resources(Settings()),
+    jobs=[train_and_promote, retrain_on_drift],
+    sensors=[build_drift_sensor(retrain_on_drift, settings.monitor_interval_seconds)],
+    resources=build_resources(settings),
     # Embedded default: every op of a run in one process (no per-step interpreter start-up).
     executor=dg.in_process_executor,
 )

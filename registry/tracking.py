@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import mlflow
 import mlflow.sklearn
+import pandas as pd
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
@@ -79,3 +82,24 @@ def load_model(tracking_uri: str, model_uri: str) -> Pipeline:
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     return mlflow.sklearn.load_model(model_uri)
+
+
+REFERENCE_ARTIFACT = "reference/reference.parquet"
+
+
+def log_reference(tracking_uri: str, run_id: str, frame: pd.DataFrame) -> None:
+    """Store the training reference (features + scores) that monitoring compares traffic with."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(REFERENCE_ARTIFACT).name
+        frame.to_parquet(path, index=False)
+        MlflowClient(tracking_uri=tracking_uri).log_artifact(
+            run_id, str(path), str(Path(REFERENCE_ARTIFACT).parent)
+        )
+
+
+def load_reference(tracking_uri: str, run_id: str) -> pd.DataFrame:
+    with tempfile.TemporaryDirectory() as tmp:
+        local = MlflowClient(tracking_uri=tracking_uri).download_artifacts(
+            run_id, REFERENCE_ARTIFACT, tmp
+        )
+        return pd.read_parquet(local)

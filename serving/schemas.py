@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class ChurnPrediction(BaseModel):
+    request_id: str = Field(description="Id of this prediction; send it back with the label.")
     customerID: str | None = Field(None, description="Echo of the request's customer id.")
     churn_probability: float = Field(ge=0.0, le=1.0, description="Probability of churn.")
     churn: Literal["Yes", "No"] = Field(description="Label at the decision threshold.")
@@ -17,3 +18,23 @@ class ChurnPrediction(BaseModel):
 class BatchPrediction(BaseModel):
     model_version: str = Field(description="Registered model version that scored the batch.")
     predictions: list[ChurnPrediction]
+
+
+class Feedback(BaseModel):
+    """A ground-truth label that arrived later, for a request id and/or a customer id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str | None = Field(None, max_length=64, description="From a prediction response.")
+    customerID: str | None = Field(None, max_length=64, description="Labels the latest record.")
+    Churn: Literal["Yes", "No"] = Field(description="Did the customer churn?")
+
+    @model_validator(mode="after")
+    def _needs_an_id(self) -> Feedback:
+        if not self.request_id and not self.customerID:
+            raise ValueError("give request_id or customerID")
+        return self
+
+
+class FeedbackReceipt(BaseModel):
+    stored: int = Field(description="Labels written to the prediction store.")

@@ -1,30 +1,42 @@
-"""The BentoML prediction service: follows `models:/<name>@champion` on the MLflow server."""
+"""The BentoML prediction service: follows `models:/<name>@champion` on the MLflow server and
+logs every prediction to the prediction store."""
 
 from __future__ import annotations
 
 import os
+import time
+import uuid
+from functools import partial
 from typing import Annotated
 
 import bentoml
 from pydantic import Field
 
+from churnops import prediction_store
+from churnops.contract import FEATURE_NAMES, ID_COLUMN
 from churnops.evaluation import DECISION_THRESHOLD
 from churnops.recipe import churn_probability
 from churnops.records import CustomerRecord, records_to_frame
 from churnops.settings import Settings
 from registry.client import ChurnRegistry
 from serving.champion import ChampionFollower, alias_resolver, mlflow_loader, pinned_resolver
+from serving.prediction_log import PredictionLogger
 from serving.routes import build_routes
-from serving.schemas import BatchPrediction, ChurnPrediction
+from serving.schemas import BatchPrediction, ChurnPrediction, Feedback, FeedbackReceipt
 
 MAX_BATCH = 1000
-_followers: list[ChampionFollower] = []
+MAX_FEEDBACK = 10_000
+_instances: list[ChurnService] = []
 
 
 def _status() -> dict[str, object]:
-    if not _followers:
+    if not _instances:
         return {"ready": False, "last_error": "service starting"}
-    return _followers[0].status()
+    service = _instances[0]
+    status = service.follower.status()
+    if service.logger is not None:
+        status["prediction_log"] = service.logger.stats()
+    return status
 
 
 @bentoml.service(name="churn_prediction", traffic={"timeout": 30})
@@ -44,26 +56,43 @@ class ChurnService:
         self.follower = ChampionFollower(
             resolve, mlflow_loader(settings.tracking_uri), settings.alias_poll_seconds
         )
-        _followers.append(self.follower)
+        self.store = prediction_store.connect(settings.prediction_store)
+        self.logger = (
+            PredictionLogger(partial(prediction_store.write_predictions, self.store))
+            if settings.prediction_logging
+            else None
+        )
+        _instances.append(self)
         self.follower.start()
 
     def __is_ready__(self) -> bool:
         return self.follower.current is not None
+
+    @bentoml.on_shutdown
+    def flush_prediction_log(self) -> None:
+        """Graceful stop: every answered prediction reaches the store before exit."""
+        self.follower.stop()
+        if self.logger is not None:
+            self.logger.close()
 
     def _score(self, customers: list) -> BatchPrediction:
         loaded = self.follower.current
         if loaded is None:
             raise bentoml.exceptions.ServiceUnavailable("no champion model loaded yet")
         scores = churn_probability(loaded.model, records_to_frame(customers))
+        request = uuid.uuid4().hex
         predictions = [
             ChurnPrediction(
+                request_id=f"{request}-{i}" if len(customers) > 1 else request,
                 customerID=customer.customerID,
                 churn_probability=float(score),
                 churn="Yes" if score >= DECISION_THRESHOLD else "No",
                 model_version=loaded.version,
             )
-            for customer, score in zip(customers, scores, strict=True)
+            for i, (customer, score) in enumerate(zip(customers, scores, strict=True))
         ]
+        if self.logger is not None:
+            self.logger.log(_log_rows(customers, predictions))
         return BatchPrediction(model_version=loaded.version, predictions=predictions)
 
     @bentoml.api(route="/predict")
@@ -81,6 +110,32 @@ class ChurnService:
     ) -> BatchPrediction:
         """Score up to 1000 customers in one request."""
         return self._score(customers)
+
+    @bentoml.api(route="/feedback")
+    def feedback(
+        self, labels: Annotated[list[Feedback], Field(min_length=1, max_length=MAX_FEEDBACK)]
+    ) -> FeedbackReceipt:
+        """Store ground-truth labels that arrived after the prediction (joined by id later)."""
+        stored = prediction_store.write_feedback(
+            self.store, (label.model_dump() for label in labels)
+        )
+        return FeedbackReceipt(stored=stored)
+
+
+def _log_rows(customers: list, predictions: list[ChurnPrediction]) -> list[dict[str, object]]:
+    now = time.time()
+    return [
+        {
+            "request_id": prediction.request_id,
+            "ts": now,
+            "model_version": prediction.model_version,
+            ID_COLUMN: prediction.customerID,
+            **{name: getattr(customer, name) for name in FEATURE_NAMES},
+            "churn_probability": prediction.churn_probability,
+            "churn": prediction.churn,
+        }
+        for customer, prediction in zip(customers, predictions, strict=True)
+    ]
 
 
 ChurnService.mount_asgi_app(build_routes(_status), path="/")

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from churnops.processes import ManagedProcess
@@ -59,6 +61,7 @@ def start_bento(
         "CHURNOPS_MLFLOW_TRACKING_URI": tracking_uri,
         "CHURNOPS_MODEL_NAME": model_name,
         "CHURNOPS_ALIAS_POLL_SECONDS": "1",
+        "CHURNOPS_HOME": str(tmp_path / "state"),
         "BENTOML_HOME": str(tmp_path / "bentoml"),
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         **extra_env,
@@ -80,3 +83,11 @@ def start_bento(
         cwd=REPO_ROOT,
     )
     return BentoServer(process.start(timeout=120), f"http://127.0.0.1:{port}")
+
+
+def wait_ready(server: BentoServer, timeout: float = 90) -> None:
+    """Block until /readyz answers 200 (a champion is loaded)."""
+    deadline = time.monotonic() + timeout
+    while httpx.get(f"{server.url}/readyz").status_code != 200:
+        assert time.monotonic() < deadline, server.process.log_tail()
+        time.sleep(0.5)

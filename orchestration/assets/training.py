@@ -7,13 +7,14 @@ from pydantic import Field
 from sklearn.pipeline import Pipeline
 
 from churnops import recipe
+from churnops.drift import reference_sample
 from churnops.evaluation import evaluate_scores, evaluation_figures
 from churnops.fingerprint import frame_fingerprint
 from churnops.provenance import git_revision
 from churnops.split import Split
 from orchestration.metadata import figure_markdown
 from orchestration.resources import MlflowRegistry, TrainingPolicy
-from registry.tracking import log_candidate, log_metrics_and_figures, run_url
+from registry.tracking import log_candidate, log_metrics_and_figures, log_reference, run_url
 
 TRAINING = "training"
 
@@ -103,8 +104,10 @@ def candidate_evaluation(
     churn_candidate: TrainedCandidate,
     customer_split: Split,
     mlflow_registry: MlflowRegistry,
+    training_policy: TrainingPolicy,
 ) -> dg.Output[dict[str, float]]:
-    """Holdout ROC AUC, PR AUC, F1, Brier and plots, logged to the candidate's MLflow run."""
+    """Holdout ROC AUC, PR AUC, F1, Brier and plots, logged to the candidate's MLflow run,
+    plus the monitoring reference (holdout features and scores)."""
     holdout = customer_split.holdout
     scores = recipe.churn_probability(churn_candidate.pipeline, holdout)
     evaluation = evaluate_scores(recipe.labels(holdout), scores)
@@ -112,6 +115,11 @@ def candidate_evaluation(
     plots = {name.removesuffix(".png"): figure_markdown(fig, name) for name, fig in figures.items()}
     log_metrics_and_figures(
         mlflow_registry.tracking_uri, churn_candidate.run_id, evaluation.metrics, figures
+    )
+    log_reference(
+        mlflow_registry.tracking_uri,
+        churn_candidate.run_id,
+        reference_sample(holdout, scores, training_policy.seed),
     )
     url = run_url(
         mlflow_registry.tracking_uri, churn_candidate.experiment_id, churn_candidate.run_id

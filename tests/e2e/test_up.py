@@ -2,71 +2,32 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from churnops.contract import example_record
-from churnops.stack import REPO_ROOT
-from tests.conftest import free_port
+from tests.e2e.stack import start_stack
 
 pytestmark = pytest.mark.e2e
 
-BIN = Path(sys.executable).parent
-
 
 def test_up_serves_the_champion_and_stops_cleanly(tmp_path: Path) -> None:
-    ports = {name: free_port() for name in ("MLFLOW", "DAGSTER", "BENTO")}
-    env = {
-        **os.environ,
-        "CHURNOPS_HOME": str(tmp_path / "state"),
-        "CHURNOPS_SYNTHETIC_ROWS": "20000",
-        "CHURNOPS_ALIAS_POLL_SECONDS": "2",
-        **{f"CHURNOPS_{name}_PORT": str(port) for name, port in ports.items()},
-    }
-    for key in ("CHURNOPS_MLFLOW_TRACKING_URI", "CHURNOPS_MODEL_URI", "CHURNOPS_DATA_PATH"):
-        env.pop(key, None)
-    log = (tmp_path / "up.log").open("wb")
-    proc = subprocess.Popen(
-        [str(BIN / "churnops"), "up"],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    bento = f"http://127.0.0.1:{ports['BENTO']}"
-    mlflow = f"http://127.0.0.1:{ports['MLFLOW']}"
-    dagster = f"http://127.0.0.1:{ports['DAGSTER']}"
+    stack = start_stack(tmp_path, synthetic_rows="20000", alias_poll_seconds="2")
     try:
-        deadline = time.monotonic() + 480
-        while "churnops is up" not in (tmp_path / "up.log").read_text(errors="replace"):
-            assert proc.poll() is None, (tmp_path / "up.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, (tmp_path / "up.log").read_text()[-3000:]
-            time.sleep(1)
-
-        prediction = httpx.post(f"{bento}/predict", json={"customer": example_record()}).json()
+        prediction = httpx.post(f"{stack.bento}/predict", json={"customer": example_record()})
         alias = httpx.get(
-            f"{mlflow}/api/2.0/mlflow/registered-models/alias",
+            f"{stack.mlflow}/api/2.0/mlflow/registered-models/alias",
             params={"name": "churn", "alias": "champion"},
-        ).json()
-        assert 0.0 <= prediction["churn_probability"] <= 1.0
-        assert prediction["model_version"] == alias["model_version"]["version"]
-        assert httpx.get(f"{dagster}/server_info").status_code == 200
-        assert httpx.get(f"{mlflow}/health").status_code == 200
+        )
+        assert 0.0 <= prediction.json()["churn_probability"] <= 1.0
+        assert prediction.json()["model_version"] == alias.json()["model_version"]["version"]
+        assert httpx.get(f"{stack.dagster}/server_info").status_code == 200
+        assert httpx.get(f"{stack.mlflow}/health").status_code == 200
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends
-        code = proc.wait(timeout=90)
-        log.close()
-    assert code == 0, (tmp_path / "up.log").read_text()[-3000:]
-    for url in (bento, mlflow, dagster):
+        code = stack.stop()
+    assert code == 0, stack.output()[-3000:]
+    for url in (stack.bento, stack.mlflow, stack.dagster):
         with pytest.raises(httpx.ConnectError):
             httpx.get(url, timeout=2)

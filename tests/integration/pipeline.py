@@ -1,4 +1,4 @@
-"""Materialize the real asset graph in-process against a given MLflow server."""
+"""Materialize the real training graph in-process against a given MLflow server."""
 
 from __future__ import annotations
 
@@ -6,16 +6,31 @@ import dagster as dg
 
 from churnops.settings import Settings
 from orchestration.definitions import build_resources, defs
+from orchestration.jobs import TRAINING_GROUPS
 
 
 def materialize_pipeline(
-    tracking_uri: str, model_name: str, raise_on_error: bool = True, **settings: object
+    tracking_uri: str,
+    model_name: str,
+    raise_on_error: bool = True,
+    store_url: str = "sqlite://",
+    **settings: object,
 ) -> dg.ExecuteInProcessResult:
+    """`store_url` is the prediction store retraining reads labelled traffic from (default:
+    an empty in-memory one)."""
     resources = build_resources(
-        Settings(mlflow_tracking_uri=tracking_uri, model_name=model_name, **settings)
+        Settings(
+            mlflow_tracking_uri=tracking_uri,
+            model_name=model_name,
+            prediction_store_url=store_url,
+            **settings,
+        )
     )
     return dg.materialize(
-        [*defs.assets, *defs.asset_checks], resources=resources, raise_on_error=raise_on_error
+        [*defs.assets, *defs.asset_checks],
+        selection=dg.AssetSelection.groups(*TRAINING_GROUPS),
+        resources=resources,
+        raise_on_error=raise_on_error,
     )
 
 

@@ -16,7 +16,7 @@ from churnops.contract import example_record
 from churnops.synthetic import generate_customers
 from registry.client import ChurnRegistry
 from registry.tracking import log_candidate
-from tests.conftest import start_bento
+from tests.conftest import start_bento, wait_ready
 from tests.integration.pipeline import materialize_pipeline
 
 pytestmark = pytest.mark.integration
@@ -33,10 +33,7 @@ def champion(mlflow_uri: str) -> str:
 @pytest.fixture(scope="module")
 def bento(tmp_path_factory: pytest.TempPathFactory, mlflow_uri: str, champion: str):
     server = start_bento(tmp_path_factory.mktemp("bento"), mlflow_uri, MODEL)
-    deadline = time.monotonic() + 60
-    while httpx.get(f"{server.url}/readyz").status_code != 200:
-        assert time.monotonic() < deadline, server.process.log_tail()
-        time.sleep(0.5)
+    wait_ready(server)
     yield server
     server.stop()
 
@@ -199,10 +196,7 @@ def test_pinned_model_uri_is_served_regardless_of_alias(
         tmp_path, mlflow_uri, MODEL, CHURNOPS_MODEL_URI=f"models:/{MODEL}/{champion}"
     )
     try:
-        deadline = time.monotonic() + 60
-        while httpx.get(f"{server.url}/readyz").status_code != 200:
-            assert time.monotonic() < deadline, server.process.log_tail()
-            time.sleep(0.5)
+        wait_ready(server)
         body = httpx.post(f"{server.url}/predict", json={"customer": example_record()}).json()
         assert body["model_version"] == champion
     finally:

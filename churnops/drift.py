@@ -1,0 +1,175 @@
+"""Drift and live-quality statistics shared by the monitoring sensor and the drift report.
+
+Per feature: the population stability index (effect size) and a two-sample test (KS for
+numbers, chi-square for categories). A feature drifts only when both agree: with thousands of
+rows a test flags differences too small to matter, and PSI alone ignores sample noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn.metrics import brier_score_loss, roc_auc_score
+
+from churnops.contract import FEATURE_NAMES, FEATURES, TARGET_COLUMN, TARGET_POSITIVE
+
+SCORE_COLUMN = "churn_probability"
+EPSILON = 1e-4
+
+
+@dataclass(frozen=True)
+class DriftThresholds:
+    psi: float = 0.2
+    p_value: float = 0.01
+    drift_share: float = 0.10
+    score_psi: float = 0.2
+    min_rows: int = 500
+    min_labels: int = 200
+    min_live_auc: float = 0.70
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    feature: str
+    test: str
+    statistic: float
+    p_value: float
+    psi: float
+    drifted: bool
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    rows: int
+    features: list[FeatureDrift]
+    score: FeatureDrift
+    quality: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def drifted_features(self) -> list[str]:
+        return [f.feature for f in self.features if f.drifted]
+
+    @property
+    def drift_share(self) -> float:
+        return len(self.drifted_features) / len(self.features) if self.features else 0.0
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame([vars(f) for f in [*self.features, self.score]])
+
+
+def reference_sample(
+    holdout: pd.DataFrame, scores: np.ndarray, seed: int, max_rows: int = 10_000
+) -> pd.DataFrame:
+    """Holdout features with the model's scores: what 'normal' traffic looks like."""
+    reference = holdout.loc[:, list(FEATURE_NAMES)].assign(**{SCORE_COLUMN: scores})
+    if len(reference) > max_rows:
+        reference = reference.sample(max_rows, random_state=seed)
+    return reference.reset_index(drop=True)
+
+
+def psi(reference_share: np.ndarray, current_share: np.ndarray) -> float:
+    """Population stability index between two distributions over the same bins."""
+    ref = np.clip(np.asarray(reference_share, dtype=float), EPSILON, None)
+    cur = np.clip(np.asarray(current_share, dtype=float), EPSILON, None)
+    ref, cur = ref / ref.sum(), cur / cur.sum()
+    return float(np.sum((cur - ref) * np.log(cur / ref)))
+
+
+def numeric_drift(
+    name: str, reference: np.ndarray, current: np.ndarray, t: DriftThresholds, bins: int = 10
+) -> FeatureDrift:
+    ref = np.asarray(reference, dtype=float)
+    cur = np.asarray(current, dtype=float)
+    ref, cur = ref[~np.isnan(ref)], cur[~np.isnan(cur)]
+    edges = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
+    ref_counts = np.bincount(np.searchsorted(edges, ref, side="right"), minlength=len(edges) + 1)
+    cur_counts = np.bincount(np.searchsorted(edges, cur, side="right"), minlength=len(edges) + 1)
+    index = psi(ref_counts / len(ref), cur_counts / max(len(cur), 1))
+    statistic, p_value = stats.ks_2samp(ref, cur)
+    drifted = index >= t.psi and p_value < t.p_value
+    return FeatureDrift(name, "ks", float(statistic), float(p_value), index, bool(drifted))
+
+
+def categorical_drift(
+    name: str,
+    reference: pd.Series,
+    current: pd.Series,
+    categories: tuple[str, ...],
+    t: DriftThresholds,
+) -> FeatureDrift:
+    ref_counts = reference.value_counts().reindex(categories, fill_value=0).to_numpy()
+    cur_counts = current.value_counts().reindex(categories, fill_value=0).to_numpy()
+    index = psi(ref_counts / max(ref_counts.sum(), 1), cur_counts / max(cur_counts.sum(), 1))
+    seen = (ref_counts + cur_counts) > 0
+    table = np.vstack([ref_counts[seen], cur_counts[seen]])
+    if table.shape[1] < 2:
+        statistic, p_value = 0.0, 1.0
+    else:
+        statistic, p_value = stats.chi2_contingency(table)[:2]
+    drifted = index >= t.psi and p_value < t.p_value
+    return FeatureDrift(name, "chi2", float(statistic), float(p_value), index, bool(drifted))
+
+
+def live_quality(window: pd.DataFrame, min_labels: int) -> dict[str, dict[str, float]]:
+    """ROC AUC and Brier per model version over predictions whose label has arrived."""
+    labelled = window[window[TARGET_COLUMN].notna()]
+    quality: dict[str, dict[str, float]] = {}
+    for version, rows in labelled.groupby("model_version"):
+        y_true = (rows[TARGET_COLUMN] == TARGET_POSITIVE).to_numpy(dtype=int)
+        entry = {"labels": float(len(rows))}
+        if len(rows) >= min_labels and 0 < y_true.sum() < len(y_true):
+            entry["roc_auc"] = float(roc_auc_score(y_true, rows[SCORE_COLUMN]))
+            entry["brier"] = float(brier_score_loss(y_true, rows[SCORE_COLUMN]))
+        quality[str(version)] = entry
+    return quality
+
+
+def build_report(reference: pd.DataFrame, window: pd.DataFrame, t: DriftThresholds) -> DriftReport:
+    """Compare a window of logged predictions with the champion's training reference."""
+    features = [
+        categorical_drift(s.name, reference[s.name], window[s.name], s.categories, t)
+        if s.kind == "categorical"
+        else numeric_drift(s.name, reference[s.name].to_numpy(), window[s.name].to_numpy(), t)
+        for s in FEATURES
+    ]
+    score = numeric_drift(
+        SCORE_COLUMN, reference[SCORE_COLUMN].to_numpy(), window[SCORE_COLUMN].to_numpy(), t
+    )
+    quality = live_quality(window, t.min_labels) if TARGET_COLUMN in window else {}
+    return DriftReport(rows=len(window), features=features, score=score, quality=quality)
+
+
+@dataclass(frozen=True)
+class RetrainDecision:
+    retrain: bool
+    reason: str
+
+
+def decide_retrain(report: DriftReport, t: DriftThresholds) -> RetrainDecision:
+    """Retrain on enough feature drift, score drift, or poor live quality; say why either way."""
+    reasons = []
+    if report.drift_share >= t.drift_share:
+        reasons.append(
+            f"{len(report.drifted_features)}/{len(report.features)} features drifted "
+            f"({', '.join(report.drifted_features)})"
+        )
+    if report.score.psi >= t.score_psi and report.score.p_value < t.p_value:
+        reasons.append(f"score PSI {report.score.psi:.3f} >= {t.score_psi}")
+    for version, quality in sorted(report.quality.items()):
+        auc = quality.get("roc_auc")
+        if auc is not None and auc < t.min_live_auc:
+            reasons.append(f"live ROC AUC of v{version} {auc:.3f} < {t.min_live_auc}")
+    if reasons:
+        return RetrainDecision(True, "; ".join(reasons))
+    live = ", ".join(
+        f"v{v} AUC {q['roc_auc']:.3f}" for v, q in sorted(report.quality.items()) if "roc_auc" in q
+    )
+    return RetrainDecision(
+        False,
+        f"stable over {report.rows} predictions: {len(report.drifted_features)}/"
+        f"{len(report.features)} features drifted (< {t.drift_share:.0%}), score PSI "
+        f"{report.score.psi:.3f} < {t.score_psi}" + (f", live {live}" if live else ""),
+    )

@@ -1,0 +1,100 @@
+"""The drift report: a window of served predictions compared with the champion's reference."""
+
+import time
+
+import dagster as dg
+import matplotlib.pyplot as plt
+import mlflow
+from matplotlib.figure import Figure
+from pydantic import Field
+
+from churnops import prediction_store as store
+from churnops.drift import DriftReport, build_report, decide_retrain
+from churnops.evaluation import drift_figure
+from orchestration.metadata import figure_markdown
+from orchestration.resources import MlflowRegistry, MonitorPolicy, PredictionStore
+from registry.tracking import load_reference, run_url
+
+MONITORING = "monitoring"
+MONITORING_EXPERIMENT = "churn-monitoring"
+
+
+class DriftWindowConfig(dg.Config):
+    """The window to report on, as Unix timestamps; the sensor fills both in."""
+
+    since_ts: float = Field(0.0, description="Predictions strictly after this time.")
+    until_ts: float = Field(0.0, description="Up to this time; 0 means now.")
+
+
+def _log_report(
+    mlflow_registry: MlflowRegistry, report: DriftReport, champion: str, tags: dict[str, str]
+) -> tuple[str, str, Figure]:
+    mlflow.set_tracking_uri(mlflow_registry.tracking_uri)
+    experiment_id = mlflow.set_experiment(MONITORING_EXPERIMENT).experiment_id
+    with mlflow.start_run(run_name=f"drift-vs-v{champion}", tags=tags) as run:
+        mlflow.log_metrics(
+            {
+                "rows": report.rows,
+                "drift_share": report.drift_share,
+                "score_psi": report.score.psi,
+                **{f"psi.{f.feature}": f.psi for f in report.features},
+                **{
+                    f"live_{name}.v{version}": value
+                    for version, quality in report.quality.items()
+                    for name, value in quality.items()
+                },
+            }
+        )
+        figure = drift_figure(report)
+        mlflow.log_figure(figure, "drift/psi_per_feature.png")
+    return run.info.run_id, experiment_id, figure
+
+
+@dg.asset(
+    group_name=MONITORING,
+    kinds={"mlflow", "sql"},
+    owners=["team:ml-platform"],
+    code_version="1",
+)
+def drift_report(
+    context: dg.AssetExecutionContext,
+    config: DriftWindowConfig,
+    prediction_store: PredictionStore,
+    mlflow_registry: MlflowRegistry,
+    monitor_policy: MonitorPolicy,
+) -> dg.MaterializeResult:
+    """Per-feature PSI + KS/chi-square, score drift and live AUC/Brier by model version."""
+    until = config.until_ts or time.time()
+    window = store.read_predictions(prediction_store.engine(), config.since_ts, until)
+    if window.empty:
+        raise dg.Failure(f"no predictions between {config.since_ts} and {until}")
+    champion = mlflow_registry.registry().champion()
+    if champion is None or champion.run_id is None:
+        raise dg.Failure("no champion with a training run to compare against")
+    thresholds = monitor_policy.thresholds()
+    report = build_report(
+        load_reference(mlflow_registry.tracking_uri, champion.run_id), window, thresholds
+    )
+    decision = decide_retrain(report, thresholds)
+    run_id, experiment_id, figure = _log_report(
+        mlflow_registry, report, champion.version, {"dagster.run_id": context.run.run_id}
+    )
+    plot = figure_markdown(figure, "PSI per feature")
+    plt.close(figure)
+    return dg.MaterializeResult(
+        metadata={
+            "rows": report.rows,
+            "champion_version": champion.version,
+            "drift_share": round(report.drift_share, 3),
+            "drifted_features": ", ".join(report.drifted_features) or "none",
+            "score_psi": round(report.score.psi, 4),
+            "retrain": decision.retrain,
+            "reason": decision.reason,
+            "features": dg.MetadataValue.md(report.table().round(4).to_markdown(index=False)),
+            "psi_per_feature": plot,
+            "live_quality": dg.MetadataValue.json(report.quality),
+            "mlflow_run": dg.MetadataValue.url(
+                run_url(mlflow_registry.tracking_uri, experiment_id, run_id)
+            ),
+        }
+    )

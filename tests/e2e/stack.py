@@ -1,0 +1,114 @@
+"""Run `churnops up` as a subprocess for e2e tests and talk to its Dagster over GraphQL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from churnops.stack import REPO_ROOT
+from tests.conftest import free_port
+
+BIN = Path(sys.executable).parent
+LOCATION = "orchestration.definitions"
+
+TICKS_QUERY = """
+query Ticks($selector: SensorSelector!) {
+  sensorOrError(sensorSelector: $selector) {
+    __typename
+    ... on Sensor { sensorState { ticks(limit: 50) { status skipReason runIds timestamp } } }
+  }
+}
+"""
+
+RUNS_QUERY = """
+query Runs($job: String!) {
+  runsOrError(filter: {pipelineName: $job}) {
+    ... on Runs { results { runId status tags { key value } } }
+  }
+}
+"""
+
+
+@dataclass
+class RunningStack:
+    proc: subprocess.Popen
+    log: Path
+    bento: str
+    mlflow: str
+    dagster: str
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def graphql(self, query: str, variables: dict) -> dict:
+        response = httpx.post(
+            f"{self.dagster}/graphql", json={"query": query, "variables": variables}, timeout=30
+        )
+        response.raise_for_status()
+        return response.json()["data"]
+
+    def sensor_ticks(self, sensor: str) -> list[dict]:
+        selector = {
+            "repositoryLocationName": LOCATION,
+            "repositoryName": "__repository__",
+            "sensorName": sensor,
+        }
+        data = self.graphql(TICKS_QUERY, {"selector": selector})["sensorOrError"]
+        assert data["__typename"] == "Sensor", data
+        return data["sensorState"]["ticks"]
+
+    def runs(self, job: str) -> list[dict]:
+        return self.graphql(RUNS_QUERY, {"job": job})["runsOrError"]["results"]
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)  # what Ctrl-C sends
+        return self.proc.wait(timeout=120)
+
+
+def start_stack(tmp_path: Path, timeout: float = 480, **settings: str) -> RunningStack:
+    ports = {name: free_port() for name in ("MLFLOW", "DAGSTER", "BENTO")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("CHURNOPS_") and key != "DAGSTER_HOME"
+    }
+    env.update(
+        {
+            "CHURNOPS_HOME": str(tmp_path / "state"),
+            **{f"CHURNOPS_{name}_PORT": str(port) for name, port in ports.items()},
+            **{f"CHURNOPS_{key.upper()}": value for key, value in settings.items()},
+        }
+    )
+    log = tmp_path / "up.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(BIN / "churnops"), "up"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    stack = RunningStack(
+        proc,
+        log,
+        bento=f"http://127.0.0.1:{ports['BENTO']}",
+        mlflow=f"http://127.0.0.1:{ports['MLFLOW']}",
+        dagster=f"http://127.0.0.1:{ports['DAGSTER']}",
+    )
+    deadline = time.monotonic() + timeout
+    while "churnops is up" not in stack.output():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stack.stop()
+            raise AssertionError(f"churnops up did not come up:\n{stack.output()[-4000:]}")
+        time.sleep(1)
+    return stack

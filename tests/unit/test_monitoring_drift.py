@@ -1,0 +1,127 @@
+"""Drift statistics against known distributions, and the retrain decision."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from churnops.cleaning import clean_customers
+from churnops.contract import TARGET_COLUMN
+from churnops.drift import (
+    SCORE_COLUMN,
+    DriftThresholds,
+    build_report,
+    categorical_drift,
+    decide_retrain,
+    live_quality,
+    numeric_drift,
+    psi,
+)
+from churnops.synthetic import DriftSpec, generate_customers
+
+pytestmark = pytest.mark.unit
+
+T = DriftThresholds()
+
+
+def test_psi_is_zero_for_identical_and_grows_with_shift() -> None:
+    same = np.array([0.25, 0.25, 0.25, 0.25])
+    assert psi(same, same) == pytest.approx(0.0)
+    small = psi(same, np.array([0.3, 0.25, 0.25, 0.2]))
+    large = psi(same, np.array([0.7, 0.1, 0.1, 0.1]))
+    assert 0 < small < 0.1 < 0.2 < large
+
+
+def test_numeric_samples_from_one_distribution_do_not_drift() -> None:
+    rng = np.random.default_rng(0)
+    result = numeric_drift("x", rng.normal(0, 1, 5000), rng.normal(0, 1, 5000), T)
+    assert not result.drifted
+    assert result.psi < 0.05 and result.p_value > 0.01
+
+
+def test_shifted_numeric_distribution_drifts_with_ks() -> None:
+    rng = np.random.default_rng(0)
+    result = numeric_drift("x", rng.normal(0, 1, 5000), rng.normal(1.0, 1, 5000), T)
+    assert result.drifted and result.test == "ks"
+    assert result.psi > 0.2 and result.p_value < 1e-6
+
+
+def test_small_but_significant_shift_is_not_drift() -> None:
+    """Large samples make a tiny shift significant; PSI keeps it from counting as drift."""
+    rng = np.random.default_rng(1)
+    result = numeric_drift("x", rng.normal(0, 1, 200_000), rng.normal(0.05, 1, 200_000), T)
+    assert result.p_value < 0.01 and not result.drifted
+
+
+def test_categorical_mix_change_drifts_with_chi_square() -> None:
+    cats = ("a", "b", "c")
+    ref = pd.Series(np.repeat(["a", "b", "c"], [500, 300, 200]))
+    same = pd.Series(np.repeat(["a", "b", "c"], [490, 310, 200]))
+    moved = pd.Series(np.repeat(["a", "b", "c"], [150, 300, 550]))
+    assert not categorical_drift("c", ref, same, cats, T).drifted
+    result = categorical_drift("c", ref, moved, cats, T)
+    assert result.drifted and result.test == "chi2"
+
+
+def test_nan_values_are_ignored_by_numeric_drift() -> None:
+    ref = np.array([1.0, 2.0, np.nan, 3.0] * 500)
+    cur = np.array([1.0, np.nan, 2.0, 3.0] * 500)
+    assert not numeric_drift("TotalCharges", ref, cur, T).drifted
+
+
+def _window(n: int, seed: int, drift: DriftSpec | None = None) -> pd.DataFrame:
+    frame = clean_customers(generate_customers(n, seed=seed, drift=drift), "synthetic").frame
+    rng = np.random.default_rng(seed)
+    frame[SCORE_COLUMN] = rng.uniform(0, 1, n)
+    frame["model_version"] = "1"
+    frame[TARGET_COLUMN] = None  # unlabelled traffic: no live quality to judge
+    return frame
+
+
+def test_stable_window_does_not_retrain_and_says_why() -> None:
+    report = build_report(_window(4000, 1), _window(3000, 2), T)
+    decision = decide_retrain(report, T)
+    assert not decision.retrain
+    assert decision.reason.startswith("stable over 3000 predictions")
+    assert report.drift_share < T.drift_share
+
+
+def test_shifted_population_retrains_naming_the_features() -> None:
+    drift = DriftSpec(monthly_charges_shift=20, month_to_month_share_shift=-0.3)
+    report = build_report(_window(4000, 1), _window(3000, 2, drift), T)
+    decision = decide_retrain(report, T)
+    assert decision.retrain
+    assert {"MonthlyCharges", "Contract"} <= set(report.drifted_features)
+    assert "MonthlyCharges" in decision.reason
+
+
+def test_live_quality_per_version_needs_enough_labels() -> None:
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 600)
+    window = pd.DataFrame(
+        {
+            "model_version": ["1"] * 300 + ["2"] * 300,
+            SCORE_COLUMN: np.clip(y * 0.6 + rng.uniform(0, 0.4, 600), 0, 1),
+            TARGET_COLUMN: np.where(y == 1, "Yes", "No"),
+        }
+    )
+    window.loc[:149, TARGET_COLUMN] = None  # only 150 labels for version 1
+    quality = live_quality(window, min_labels=200)
+    assert quality["1"] == {"labels": 150.0}
+    assert quality["2"]["labels"] == 300.0
+    assert quality["2"]["roc_auc"] > 0.95
+    assert 0.0 <= quality["2"]["brier"] < 0.25
+
+
+def test_poor_live_auc_alone_triggers_retraining() -> None:
+    report = build_report(_window(4000, 1), _window(3000, 2), T)
+    degraded = type(report)(
+        rows=report.rows,
+        features=report.features,
+        score=report.score,
+        quality={"1": {"labels": 500.0, "roc_auc": 0.55, "brier": 0.3}},
+    )
+    decision = decide_retrain(degraded, T)
+    assert decision.retrain
+    assert "live ROC AUC of v1 0.550 < 0.7" in decision.reason

@@ -1,0 +1,82 @@
+"""The batched prediction writer: nothing lost, store outages retried, losses counted."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from churnops import prediction_store
+from churnops.contract import example_record
+from serving.prediction_log import PredictionLogger
+
+pytestmark = pytest.mark.unit
+
+
+def test_all_rows_are_written_in_batches_and_flushed_on_close() -> None:
+    batches: list[int] = []
+    logger = PredictionLogger(lambda rows: batches.append(len(rows)), batch_size=100)
+    for i in range(1000):
+        logger.log([{"i": i}])
+    logger.close()
+    assert sum(batches) == 1000
+    assert logger.stats()["written"] == 1000 and logger.stats()["pending"] == 0
+
+
+def test_store_outage_keeps_rows_and_writes_them_later() -> None:
+    written: list[dict] = []
+    store_up = threading.Event()
+
+    def flaky(rows):
+        if not store_up.is_set():
+            raise ConnectionError("store down")
+        written.extend(rows)
+
+    logger = PredictionLogger(flaky, flush_seconds=0.01)
+    logger.log([{"i": i} for i in range(50)])
+    while logger.stats()["write_errors"] == 0:
+        threading.Event().wait(0.01)
+    assert logger.stats()["pending"] == 50
+    assert "store down" in logger.stats()["last_error"]
+    store_up.set()
+    logger.close()
+    assert len(written) == 50 and logger.stats()["dropped"] == 0
+
+
+def test_overflow_beyond_the_buffer_is_dropped_and_counted() -> None:
+    def down(_rows):
+        raise ConnectionError("store down")
+
+    logger = PredictionLogger(down, flush_seconds=0.01, max_buffered=10)
+    logger.log([{"i": i} for i in range(25)])
+    while logger.stats()["dropped"] < 15:
+        threading.Event().wait(0.01)
+    assert logger.stats()["dropped"] == 15
+
+
+def test_prediction_store_round_trip_with_labels(tmp_path) -> None:
+    engine = prediction_store.connect(f"sqlite:///{tmp_path / 'p.db'}")
+    record = {k: v for k, v in example_record().items()}
+    rows = [
+        {
+            "request_id": f"r{i}",
+            "ts": float(i),
+            "model_version": "1",
+            **record,
+            "customerID": f"c{i}",
+            "churn_probability": 0.5,
+            "churn": "Yes",
+        }
+        for i in range(4)
+    ]
+    prediction_store.write_predictions(engine, rows)
+    prediction_store.write_feedback(
+        engine, [{"request_id": "r0", "Churn": "No"}, {"customerID": "c2", "Churn": "Yes"}]
+    )
+    assert prediction_store.count_predictions(engine) == 4
+    window = prediction_store.read_predictions(engine, since_ts=0.0)
+    assert list(window["request_id"]) == ["r1", "r2", "r3"]
+    assert list(window["Churn"].fillna("-")) == ["-", "Yes", "-"]
+    labelled = prediction_store.labelled_records(engine)
+    assert list(labelled["customerID"]) == ["c0", "c2"]
+    assert list(labelled["Churn"]) == ["No", "Yes"]
