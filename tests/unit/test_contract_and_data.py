@@ -1,0 +1,138 @@
+"""The data contract, the request schema derived from it, file reading and cleaning."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+
+from churnops.cleaning import clean_customers
+from churnops.contract import FEATURE_NAMES, RAW_COLUMNS, ContractError, example_record
+from churnops.records import CustomerRecord, records_to_frame
+from churnops.sources import read_customer_file
+from churnops.synthetic import DriftSpec, generate_customers
+
+pytestmark = pytest.mark.unit
+
+
+def _error_fields(**changes: object) -> set[str]:
+    record = {**example_record(), **changes}
+    record = {k: v for k, v in record.items() if v is not ...}
+    with pytest.raises(ValidationError) as info:
+        CustomerRecord(**record)
+    return {str(error["loc"][0]) for error in info.value.errors()}
+
+
+def test_example_record_is_valid_and_blank_total_charges_allowed() -> None:
+    assert CustomerRecord(**example_record()).tenure == example_record()["tenure"]
+    assert CustomerRecord(**{**example_record(), "TotalCharges": None}).TotalCharges is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"tenure": ...}, "tenure"),
+        ({"tenure": "twelve"}, "tenure"),
+        ({"gender": "X"}, "gender"),
+        ({"SeniorCitizen": 2}, "SeniorCitizen"),
+        ({"shoe_size": 44}, "shoe_size"),
+    ],
+)
+def test_bad_records_name_the_offending_field(changes: dict, field: str) -> None:
+    assert _error_fields(**changes) == {field}
+
+
+def test_records_to_frame_keeps_contract_order_and_nan_for_blank() -> None:
+    frame = records_to_frame([CustomerRecord(**{**example_record(), "TotalCharges": None})])
+    assert tuple(frame.columns) == FEATURE_NAMES
+    assert math.isnan(frame.loc[0, "TotalCharges"])
+
+
+def test_generator_is_deterministic_per_seed() -> None:
+    pd.testing.assert_frame_equal(generate_customers(500, seed=3), generate_customers(500, seed=3))
+    assert not generate_customers(500, seed=3).equals(generate_customers(500, seed=4))
+
+
+def test_generator_has_a_realistic_signal_and_blank_totals_for_new_customers() -> None:
+    frame = generate_customers(20_000, seed=1)
+    assert len(frame) == 20_000 and tuple(frame.columns) == RAW_COLUMNS
+    assert 0.15 < (frame["Churn"] == "Yes").mean() < 0.45
+    month_to_month = frame["Contract"] == "Month-to-month"
+    churn = frame["Churn"] == "Yes"
+    assert churn[month_to_month].mean() > 2 * churn[~month_to_month].mean()
+    assert (frame["TotalCharges"].isna() == (frame["tenure"] == 0)).all()
+
+
+def test_drift_knobs_move_distributions_the_stated_way() -> None:
+    base = generate_customers(10_000, seed=2)
+    moved = generate_customers(
+        10_000, seed=2, drift=DriftSpec(tenure_scale=0.5, monthly_charges_shift=20)
+    )
+    assert moved["tenure"].mean() < 0.7 * base["tenure"].mean()
+    assert moved["MonthlyCharges"].mean() > base["MonthlyCharges"].mean() + 15
+    with pytest.raises(ValueError, match="n_rows"):
+        generate_customers(0)
+
+
+def _telco_csv(path: Path, rows: int = 50) -> Path:
+    frame = generate_customers(rows, seed=9).astype(object)
+    frame["TotalCharges"] = [
+        " " if isinstance(v, float) and np.isnan(v) else str(v) for v in frame["TotalCharges"]
+    ]
+    frame.loc[0, "TotalCharges"] = " "
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_telco_style_csv_cleans_to_typed_columns(tmp_path: Path) -> None:
+    raw = read_customer_file(_telco_csv(tmp_path / "telco.csv"))
+    clean = clean_customers(raw, "telco.csv").frame
+    assert clean["tenure"].dtype == np.int64
+    assert clean["MonthlyCharges"].dtype == np.float64
+    assert isinstance(clean["Contract"].dtype, pd.CategoricalDtype)
+    assert math.isnan(clean.loc[0, "TotalCharges"])
+
+
+def test_csv_errors_name_file_line_and_column(tmp_path: Path) -> None:
+    path = _telco_csv(tmp_path / "bad.csv")
+    raw = read_customer_file(path)
+    raw.loc[2, "tenure"] = "abc"
+    with pytest.raises(ContractError, match=r"bad\.csv: column 'tenure' line 4"):
+        clean_customers(raw, str(path))
+    raw = read_customer_file(path).drop(columns=["Contract"])
+    with pytest.raises(ContractError, match=r"missing column.*Contract"):
+        clean_customers(raw, str(path))
+    raw = read_customer_file(path)
+    raw.loc[0, "PaymentMethod"] = "Bitcoin"
+    with pytest.raises(ContractError, match="'PaymentMethod' line 2"):
+        clean_customers(raw, str(path))
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.csv", b"", "file is empty"),
+        ("latin1.csv", "customerID,gender\nC1,F\xe9male\n".encode("latin-1"), "not UTF-8"),
+        ("data.xlsx", b"whatever", "unsupported file type"),
+    ],
+)
+def test_unreadable_files_fail_naming_the_file(
+    tmp_path: Path, name: str, content: bytes, message: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ContractError, match=message) as info:
+        read_customer_file(path)
+    assert name in str(info.value)
+
+
+def test_parquet_round_trip_and_duplicates_dropped(tmp_path: Path) -> None:
+    frame = generate_customers(200, seed=4)
+    frame = pd.concat([frame, frame.iloc[:5]], ignore_index=True)
+    frame.to_parquet(tmp_path / "c.parquet")
+    result = clean_customers(read_customer_file(tmp_path / "c.parquet"), "c.parquet")
+    assert len(result.frame) == 200 and result.duplicates_dropped == 5

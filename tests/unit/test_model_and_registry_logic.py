@@ -1,0 +1,131 @@
+"""Model recipe, evaluation, the promotion gate, alias history and the champion follower."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import skops.io as sio
+
+from churnops import recipe
+from churnops.cleaning import clean_customers
+from churnops.evaluation import evaluate_scores
+from churnops.gate import decide_promotion
+from churnops.split import stratified_split
+from churnops.synthetic import generate_customers
+from registry.history import AliasEvent, champion_stack, parse_events, rollback_target
+from serving.champion import ChampionFollower, pinned_resolver
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module")
+def split():
+    return stratified_split(clean_customers(generate_customers(6000, seed=5), "s").frame)
+
+
+@pytest.mark.parametrize("name", recipe.RECIPES)
+def test_recipes_learn_the_signal_and_stay_within_reviewed_types(split, name: str) -> None:
+    model = recipe.train(split.train, name)
+    scores = recipe.churn_probability(model, split.holdout)
+    assert evaluate_scores(recipe.labels(split.holdout), scores).metrics["roc_auc"] >= 0.78
+    assert set(sio.get_untrusted_types(data=sio.dumps(model))) <= set(recipe.TRUSTED_TYPES)
+
+
+def test_split_is_stratified_and_seeded(split) -> None:
+    rates = split.summary()
+    assert abs(rates["train_churn_rate"] - rates["holdout_churn_rate"]) < 0.01
+    assert rates["holdout_rows"] == 1200
+    with pytest.raises(ValueError, match="holdout_fraction"):
+        stratified_split(split.train, holdout_fraction=1.5)
+
+
+def test_unknown_recipe_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown recipe"):
+        recipe.build_pipeline("random_forest")  # type: ignore[arg-type]
+
+
+def test_evaluation_refuses_a_single_class_holdout() -> None:
+    with pytest.raises(ValueError, match="both"):
+        evaluate_scores(np.zeros(10, dtype=int), np.linspace(0, 1, 10))
+
+
+@pytest.mark.parametrize(
+    ("challenger", "champion", "promote"),
+    [
+        (0.75, None, True),
+        (0.65, None, False),
+        (0.80, 0.79, True),
+        (0.7905, 0.79, False),
+        (float("nan"), 0.5, False),
+    ],
+)
+def test_gate(challenger: float, champion: float | None, promote: bool) -> None:
+    decision = decide_promotion(challenger, champion, min_auc=0.7, margin=0.01)
+    assert decision.promote is promote
+    assert str(challenger)[:4] in decision.reason or "not a number" in decision.reason
+
+
+def _event(action: str, to: str, at: int) -> AliasEvent:
+    return AliasEvent("champion", action, to, None, "t", at, "r")  # type: ignore[arg-type]
+
+
+def test_history_replay_walks_back_through_rollbacks() -> None:
+    events = [_event("promote", "1", 1), _event("promote", "2", 2), _event("promote", "3", 3)]
+    assert rollback_target(events) == "2"
+    events.append(_event("rollback", "2", 4))
+    assert champion_stack(events) == ["1", "2"]
+    assert rollback_target(events) == "1"
+    assert rollback_target(events[:1]) is None
+
+
+def test_history_is_parsed_from_version_tags_in_time_order() -> None:
+    second, first = _event("promote", "2", 20), _event("promote", "1", 10)
+    other = AliasEvent("challenger", "promote", "9", None, "t", 5, "r")
+    tags = {
+        "2": {second.tag_key(): second.tag_value(), "unrelated": "x"},
+        "1": {first.tag_key(): first.tag_value(), other.tag_key(): other.tag_value()},
+    }
+    assert parse_events(tags, "champion") == [first, second]
+
+
+class FakeModel:
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def predict_proba(self, frame):
+        return np.tile([1 - self.value, self.value], (len(frame), 1))
+
+
+def test_follower_swaps_versions_and_refuses_broken_ones() -> None:
+    target = {"version": ("1", "models:/m/1")}
+    models = {"models:/m/1": FakeModel(0.2), "models:/m/2": FakeModel(0.3), "models:/m/3": None}
+
+    def load(uri: str):
+        model = models[uri]
+        if model is None:
+            raise OSError("artifact missing")
+        return model
+
+    follower = ChampionFollower(lambda: target["version"], load, poll_seconds=60)
+    assert follower.refresh() and follower.current.version == "1"
+    assert not follower.refresh()
+    target["version"] = ("3", "models:/m/3")
+    assert not follower.refresh()
+    assert follower.current.version == "1" and "artifact missing" in follower.last_error
+    models["models:/m/3"] = FakeModel(float("nan"))
+    assert not follower.refresh() and follower.current.version == "1"
+    target["version"] = ("2", "models:/m/2")
+    assert follower.refresh() and follower.current.version == "2"
+    assert follower.status()["model_version"] == "2"
+
+
+def test_follower_without_a_champion_reports_why() -> None:
+    follower = ChampionFollower(lambda: None, lambda uri: FakeModel(0.1), poll_seconds=60)
+    assert not follower.refresh()
+    assert follower.current is None
+    assert "no model version holds the alias" in follower.status()["last_error"]
+
+
+def test_pinned_resolver_reads_the_version() -> None:
+    assert pinned_resolver("models:/churn/3")() == ("3", "models:/churn/3")
+    assert pinned_resolver("runs:/abc/model")() == ("runs:/abc/model", "runs:/abc/model")
