@@ -150,6 +150,8 @@ def status() -> None:
             info.tags.get("gate.decision", ""),
         )
     console.print(table)
+    champion = registry.champion()
+    console.print(f"@champion: version {champion.version}" if champion else "@champion: none yet")
     for event in registry.alias_history():
         console.print(
             f"{event.at}  {event.action:8} "

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from mlflow.tracking import MlflowClient
 
 from churnops.contract import example_record
 from churnops.simulator import simulate
@@ -80,7 +81,20 @@ def test_drift_triggers_one_retrain_and_serving_follows(tmp_path: Path) -> None:
 
         second = registry.champion().version
         assert second != first
-        assert registry.version(second).tags["gate.decision"] == "promoted"
+        promoted = registry.version(second)
+        assert promoted.tags["gate.decision"] == "promoted"
+        assert promoted.tags["dagster.run_id"] == finished["runId"]
+        mlflow = MlflowClient(stack.mlflow)
+        # Retraining saw labelled production traffic on top of the 20k base rows (at least the
+        # stable window's 3000; drifted labels may still be arriving when the run reads).
+        params = mlflow.get_run(promoted.run_id).data.params
+        assert int(params["train_rows"]) + int(params["holdout_rows"]) >= 20_000 + 3_000
+        reports = mlflow.search_runs(
+            [mlflow.get_experiment_by_name("churn-monitoring").experiment_id]
+        )
+        assert len(reports) == 1
+        assert reports[0].data.metrics["psi.MonthlyCharges"] >= 0.2
+        assert reports[0].data.tags["dagster.run_id"] == finished["runId"]
         wait_for(
             lambda: (
                 httpx.post(f"{stack.bento}/predict", json={"customer": example_record()}).json()[

@@ -1,0 +1,47 @@
+"""`churnops status` and `churnops rollback` against a real MLflow server."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from churnops import recipe
+from churnops.cleaning import clean_customers
+from churnops.cli import app
+from churnops.synthetic import generate_customers
+from registry.client import ChurnRegistry
+from registry.tracking import log_candidate
+
+pytestmark = pytest.mark.integration
+
+MODEL = "churn-cli"
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, mlflow_uri: str) -> ChurnRegistry:
+    monkeypatch.setenv("CHURNOPS_MLFLOW_TRACKING_URI", mlflow_uri)
+    monkeypatch.setenv("CHURNOPS_MODEL_NAME", MODEL)
+    return ChurnRegistry(mlflow_uri, MODEL)
+
+
+def test_rollback_command_moves_champion_back_and_status_shows_history(env) -> None:
+    frame = clean_customers(generate_customers(2_000, seed=8), "synthetic").frame
+    logged = log_candidate(
+        env.tracking_uri, "cli-tests", "lr", recipe.train(frame, "logistic_regression"), {}, {}
+    )
+    first = env.register(logged.model_uri, logged.model_id, logged.run_id, {})
+    second = env.register(logged.model_uri, logged.model_id, logged.run_id, {})
+    runner = CliRunner()
+    assert runner.invoke(app, ["rollback"]).exit_code == 1  # nothing to roll back to yet
+    env.promote(first, "first")
+    env.promote(second, "second")
+
+    result = runner.invoke(app, ["rollback", "--reason", "bad metrics"])
+    assert result.exit_code == 0, result.output
+    assert f"version {second} → {first}" in result.output
+    assert env.champion().version == first
+
+    status = runner.invoke(app, ["status"])
+    assert status.exit_code == 0, status.output
+    assert "rollback" in status.output and "bad metrics" in status.output
+    assert f"@champion: version {first}" in status.output
