@@ -1,4 +1,4 @@
-"""Dagster metadata helpers: plots as inline markdown images, frames as markdown tables."""
+"""Dagster asset conventions and metadata helpers (plots as inline images, frames as tables)."""
 
 import base64
 import io
@@ -6,6 +6,14 @@ import io
 import dagster as dg
 import pandas as pd
 from matplotlib.figure import Figure
+
+OWNERS = ["team:ml-platform"]
+CODE_VERSION = "1"
+
+
+def platform_asset(group: str, *kinds: str):
+    """`dg.asset` with the platform's conventions: a group per service, kinds, owner, version."""
+    return dg.asset(group_name=group, kinds=set(kinds), owners=OWNERS, code_version=CODE_VERSION)
 
 
 def figure_markdown(figure: Figure, title: str) -> dg.MetadataValue:

@@ -8,18 +8,14 @@ from churnops.gate import decide_promotion
 from churnops.provenance import git_revision
 from churnops.split import Split
 from orchestration.assets.training import TrainedCandidate
+from orchestration.metadata import platform_asset
 from orchestration.resources import MlflowRegistry, TrainingPolicy
 from registry.tracking import load_model, version_url
 
 DEPLOYMENT = "deployment"
 
 
-@dg.asset(
-    group_name=DEPLOYMENT,
-    kinds={"mlflow"},
-    owners=["team:ml-platform"],
-    code_version="1",
-)
+@platform_asset(DEPLOYMENT, "mlflow")
 def challenger_version(
     context: dg.AssetExecutionContext,
     churn_candidate: TrainedCandidate,
@@ -56,12 +52,7 @@ def challenger_version(
     )
 
 
-@dg.asset(
-    group_name=DEPLOYMENT,
-    kinds={"mlflow"},
-    owners=["team:ml-platform"],
-    code_version="1",
-)
+@platform_asset(DEPLOYMENT, "mlflow")
 def champion_version(
     challenger_version: str,
     churn_candidate: TrainedCandidate,

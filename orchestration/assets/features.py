@@ -7,18 +7,13 @@ from churnops.cleaning import clean_customers as clean
 from churnops.contract import RAW_COLUMNS, TARGET_COLUMN, TARGET_POSITIVE
 from churnops.fingerprint import frame_fingerprint
 from churnops.split import Split, stratified_split
-from orchestration.metadata import frame_preview
+from orchestration.metadata import frame_preview, platform_asset
 from orchestration.resources import CustomerSource, TrainingPolicy
 
 FEATURES = "features"
 
 
-@dg.asset(
-    group_name=FEATURES,
-    kinds={"pandas"},
-    owners=["team:ml-platform"],
-    code_version="1",
-)
+@platform_asset(FEATURES, "pandas")
 def clean_customers(
     raw_customers: pd.DataFrame, customer_source: CustomerSource
 ) -> dg.Output[pd.DataFrame]:
@@ -40,12 +35,7 @@ def clean_customers(
     )
 
 
-@dg.asset(
-    group_name=FEATURES,
-    kinds={"pandas"},
-    owners=["team:ml-platform"],
-    code_version="1",
-)
+@platform_asset(FEATURES, "pandas")
 def customer_split(
     clean_customers: pd.DataFrame, training_policy: TrainingPolicy
 ) -> dg.Output[Split]:

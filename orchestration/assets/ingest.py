@@ -3,18 +3,13 @@
 import dagster as dg
 import pandas as pd
 
-from orchestration.metadata import frame_preview
+from orchestration.metadata import frame_preview, platform_asset
 from orchestration.resources import CustomerSource
 
 INGEST = "ingest"
 
 
-@dg.asset(
-    group_name=INGEST,
-    kinds={"pandas"},
-    owners=["team:ml-platform"],
-    code_version="1",
-)
+@platform_asset(INGEST, "pandas")
 def raw_customers(customer_source: CustomerSource) -> dg.Output[pd.DataFrame]:
     """Customer records as delivered: a user's Telco-schema file or seeded synthetic data."""
     frame = customer_source.load()

@@ -11,7 +11,7 @@ from pydantic import Field
 from churnops import prediction_store as store
 from churnops.drift import DriftReport, build_report, decide_retrain
 from churnops.evaluation import drift_figure
-from orchestration.metadata import figure_markdown
+from orchestration.metadata import figure_markdown, platform_asset
 from orchestration.resources import MlflowRegistry, MonitorPolicy, PredictionStore
 from registry.tracking import load_reference, run_url
 
@@ -50,12 +50,7 @@ def _log_report(
     return run.info.run_id, experiment_id, figure
 
 
-@dg.asset(
-    group_name=MONITORING,
-    kinds={"mlflow", "sql"},
-    owners=["team:ml-platform"],
-    code_version="1",
-)
+@platform_asset(MONITORING, "mlflow", "sql")
 def drift_report(
     context: dg.AssetExecutionContext,
     config: DriftWindowConfig,

@@ -12,7 +12,7 @@ from churnops.evaluation import evaluate_scores, evaluation_figures
 from churnops.fingerprint import frame_fingerprint
 from churnops.provenance import git_revision
 from churnops.split import Split
-from orchestration.metadata import figure_markdown
+from orchestration.metadata import figure_markdown, platform_asset
 from orchestration.resources import MlflowRegistry, TrainingPolicy
 from registry.tracking import log_candidate, log_metrics_and_figures, log_reference, run_url
 
@@ -40,12 +40,7 @@ class TrainedCandidate:
     train_fingerprint: str
 
 
-@dg.asset(
-    group_name=TRAINING,
-    kinds={"sklearn", "mlflow"},
-    owners=["team:ml-platform"],
-    code_version="1",
-)
+@platform_asset(TRAINING, "sklearn", "mlflow")
 def churn_candidate(
     context: dg.AssetExecutionContext,
     config: TrainConfig,
@@ -94,12 +89,7 @@ def churn_candidate(
     )
 
 
-@dg.asset(
-    group_name=TRAINING,
-    kinds={"sklearn", "mlflow"},
-    owners=["team:ml-platform"],
-    code_version="1",
-)
+@platform_asset(TRAINING, "sklearn", "mlflow")
 def candidate_evaluation(
     churn_candidate: TrainedCandidate,
     customer_split: Split,
