@@ -58,7 +58,8 @@ class ManagedProcess:
     def start(self, timeout: float = 90.0) -> ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
+            # The platform's own server commands, built from settings; never a shell.
+            self.proc = subprocess.Popen(  # noqa: S603
                 self.command,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from functools import cache
 from pathlib import Path
@@ -14,12 +15,16 @@ def git_revision() -> str:
     if revision := os.environ.get("CHURNOPS_GIT_REVISION"):
         return revision
     root = Path(__file__).resolve().parent.parent
+    git = shutil.which("git")
+    if git is None:
+        return "unknown"
     try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        # Fixed argument lists, no shell, no user input.
+        sha = subprocess.run(  # noqa: S603
+            [git, "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
         ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(  # noqa: S603
+            [git, "status", "--porcelain", "--untracked-files=no"],
             cwd=root,
             capture_output=True,
             text=True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from churnops.recipe import Recipe
@@ -58,6 +58,12 @@ class Settings(BaseSettings):
         None, description="SQLAlchemy URL of the prediction store; default SQLite in HOME."
     )
     prediction_logging: bool = Field(True, description="Log every served prediction.")
+    api_token: SecretStr | None = Field(
+        None, description="Bearer token required on predict/feedback when set."
+    )
+    max_request_bytes: int = Field(
+        2_000_000, description="Largest accepted request body (larger gets HTTP 413)."
+    )
     retrain_with_production_labels: bool = Field(
         True, description="Add labelled production predictions to the training data."
     )

@@ -20,6 +20,7 @@ from churnops.records import CustomerRecord, records_to_frame
 from churnops.settings import Settings
 from registry.client import ChurnRegistry
 from serving.champion import ChampionFollower, alias_resolver, mlflow_loader, pinned_resolver
+from serving.guard import RequestGuard
 from serving.prediction_log import PredictionLogger
 from serving.routes import build_routes
 from serving.schemas import BatchPrediction, ChurnPrediction, Feedback, FeedbackReceipt
@@ -139,3 +140,10 @@ def _log_rows(customers: list, predictions: list[ChurnPrediction]) -> list[dict[
 
 
 ChurnService.mount_asgi_app(build_routes(_status), path="/")
+_settings = Settings()
+ChurnService.add_asgi_middleware(
+    RequestGuard,
+    protected_paths=("/predict", "/predict_batch", "/feedback"),
+    max_body_bytes=_settings.max_request_bytes,
+    token=_settings.api_token.get_secret_value() if _settings.api_token else None,
+)
