@@ -53,6 +53,7 @@ class ChampionFollower:
         self.current: LoadedModel | None = None
         self.last_error: str | None = None
         self.last_check: str | None = None
+        self.failures = 0  # consecutive failed refreshes, for backoff and the status page
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -62,18 +63,22 @@ class ChampionFollower:
         try:
             target = self._resolve()
             if target is None:
+                self.failures = 0
                 self.last_error = "no model version holds the alias yet"
                 return False
             version, uri = target
             if self.current is not None and self.current.version == version:
+                self.failures = 0
                 self.last_error = None
                 return False
             model = self._load(uri)
             smoke_test(model)
         except Exception as exc:  # keep serving the loaded model whatever went wrong
+            self.failures += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
-            log.warning("champion refresh failed: %s", self.last_error)
+            log.warning("champion refresh failed (%d in a row): %s", self.failures, self.last_error)
             return False
+        self.failures = 0
         previous = self.current.version if self.current else None
         self.current = LoadedModel(version=version, uri=uri, model=model)
         self.last_error = None
@@ -90,8 +95,14 @@ class ChampionFollower:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
+    def next_wait(self) -> float:
+        """The poll interval, or after failures a backoff of 1, 2, 4 ... s capped at it."""
+        if self.failures == 0:
+            return self.poll_seconds
+        return min(self.poll_seconds, 2.0 ** (self.failures - 1))
+
     def _poll(self) -> None:
-        while not self._stop.wait(self.poll_seconds):
+        while not self._stop.wait(self.next_wait()):
             self.refresh()
 
     def status(self) -> dict[str, object]:
@@ -102,7 +113,9 @@ class ChampionFollower:
             "model_uri": current.uri if current else None,
             "loaded_at": current.loaded_at if current else None,
             "last_check": self.last_check,
+            "degraded": current is not None and self.failures > 0,
             "last_error": self.last_error,
+            "consecutive_failures": self.failures,
             "poll_seconds": self.poll_seconds,
         }
 

@@ -129,3 +129,27 @@ def test_follower_without_a_champion_reports_why() -> None:
 def test_pinned_resolver_reads_the_version() -> None:
     assert pinned_resolver("models:/churn/3")() == ("3", "models:/churn/3")
     assert pinned_resolver("runs:/abc/model")() == ("runs:/abc/model", "runs:/abc/model")
+
+
+def test_follower_backs_off_while_the_registry_is_down_and_reports_degraded() -> None:
+    up = {"registry": True}
+
+    def resolve():
+        if not up["registry"]:
+            raise ConnectionError("connection refused")
+        return ("1", "models:/m/1")
+
+    follower = ChampionFollower(resolve, lambda uri: FakeModel(0.2), poll_seconds=10)
+    assert follower.refresh() and follower.next_wait() == 10
+    up["registry"] = False
+    waits = []
+    for _ in range(6):
+        follower.refresh()
+        waits.append(follower.next_wait())
+    assert waits == [1, 2, 4, 8, 10, 10]
+    status = follower.status()
+    assert status["ready"] and status["degraded"] and status["consecutive_failures"] == 6
+    assert "connection refused" in status["last_error"]
+    up["registry"] = True
+    follower.refresh()
+    assert not follower.status()["degraded"] and follower.next_wait() == 10
