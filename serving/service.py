@@ -27,6 +27,7 @@ from serving.schemas import BatchPrediction, ChurnPrediction, Feedback, Feedback
 
 MAX_BATCH = 1000
 MAX_FEEDBACK = 10_000
+SETTINGS = Settings()
 _instances: list[ChurnService] = []
 
 
@@ -49,7 +50,7 @@ class ChurnService:
         # must never hold up start-up.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-        settings = Settings()
+        settings = SETTINGS
         if settings.model_uri:
             resolve = pinned_resolver(settings.model_uri)
         else:
@@ -140,10 +141,9 @@ def _log_rows(customers: list, predictions: list[ChurnPrediction]) -> list[dict[
 
 
 ChurnService.mount_asgi_app(build_routes(_status), path="/")
-_settings = Settings()
 ChurnService.add_asgi_middleware(
     RequestGuard,
     protected_paths=("/predict", "/predict_batch", "/feedback"),
-    max_body_bytes=_settings.max_request_bytes,
-    token=_settings.api_token.get_secret_value() if _settings.api_token else None,
+    max_body_bytes=SETTINGS.max_request_bytes,
+    token=SETTINGS.api_token.get_secret_value() if SETTINGS.api_token else None,
 )
