@@ -138,11 +138,21 @@ def rollback(
 
 @app.command()
 def status() -> None:
-    """Show registered versions, aliases and the champion history."""
+    """Show what runs where, which version serves, registered versions and alias history."""
     settings = Settings()
+    console.print(_services_table(settings))
     registry = _registry(settings)
+    try:
+        versions = registry.versions()
+    except Exception as exc:  # MLflow's client raises several types when the server is away
+        console.print(
+            f"[red]error:[/red] the MLflow server at {settings.tracking_uri} did not answer "
+            f"({type(exc).__name__}); start the platform with `churnops up` or set "
+            "CHURNOPS_MLFLOW_TRACKING_URI"
+        )
+        raise typer.Exit(1) from exc
     table = Table("version", "aliases", "AUC", "gate", title=f"model '{settings.model_name}'")
-    for info in registry.versions():
+    for info in versions:
         table.add_row(
             info.version,
             ", ".join(info.aliases),
@@ -157,6 +167,17 @@ def status() -> None:
             f"{event.at}  {event.action:8} "
             f"{event.from_version} → {event.to_version}  {event.reason}"
         )
+
+
+def _services_table(settings: Settings) -> Table:
+    """Each service's address and whether it answers; the prediction API says what it serves."""
+    from churnops.health import probe_services
+
+    table = Table("service", "address", "state", title="services")
+    for probe in probe_services(settings):
+        colour = "green" if probe.up else "red"
+        table.add_row(probe.name, probe.url, f"[{colour}]{probe.detail}")
+    return table
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ columns come from the data contract, so a logged prediction is a contract record
 
 from __future__ import annotations
 
+import threading
 import time
+import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -26,6 +28,7 @@ from sqlalchemy import (
     insert,
     select,
 )
+from sqlalchemy.exc import SQLAlchemyError
 
 from churnops.contract import FEATURES, ID_COLUMN, RAW_COLUMNS, TARGET_COLUMN
 
@@ -56,8 +59,11 @@ feedback = Table(
 )
 
 
-def connect(url: str) -> Engine:
-    """Engine with the tables created; SQLite gets WAL and a busy timeout for many writers."""
+def connect(url: str, create_tables: bool = True) -> Engine:
+    """Engine with the tables created; SQLite gets WAL and a busy timeout for many writers.
+
+    With `create_tables=False` nothing touches the store yet (it may be down when a server
+    starts); the first write creates the tables."""
     if url.startswith("sqlite:///"):
         from pathlib import Path
 
@@ -72,12 +78,32 @@ def connect(url: str) -> Engine:
             cursor.close()
     else:
         engine = create_engine(url, pool_pre_ping=True)
-    metadata.create_all(engine)
+    if create_tables:
+        ensure_tables(engine)
     return engine
+
+
+_with_tables: weakref.WeakSet[Engine] = weakref.WeakSet()
+_tables_lock = threading.Lock()
+
+
+def ensure_tables(engine: Engine) -> None:
+    """Create missing tables once per engine (the request threads and the log writer race)."""
+    if engine in _with_tables:
+        return
+    with _tables_lock:
+        if engine in _with_tables:
+            return
+        try:
+            metadata.create_all(engine)
+        except SQLAlchemyError:  # another process created them meanwhile; a down store raises
+            metadata.create_all(engine)
+        _with_tables.add(engine)
 
 
 def write_predictions(engine: Engine, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
+        ensure_tables(engine)
         with engine.begin() as connection:
             connection.execute(insert(predictions), list(rows))
 
@@ -86,6 +112,7 @@ def write_feedback(engine: Engine, labels: Iterable[dict[str, Any]]) -> int:
     now = time.time()
     rows = [{"ts": now, "request_id": None, ID_COLUMN: None, **label} for label in labels]
     if rows:
+        ensure_tables(engine)
         with engine.begin() as connection:
             connection.execute(insert(feedback), rows)
     return len(rows)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from churnops.recipe import Recipe
@@ -81,6 +82,28 @@ class Settings(BaseSettings):
     drift_min_live_auc: float = Field(
         0.70, description="Live ROC AUC (from feedback labels) that triggers retraining."
     )
+    executor: Literal["in_process", "docker", "k8s"] = Field(
+        "in_process",
+        description="Where a run's ops execute: `in_process`, `docker` (a container per op) "
+        "or `k8s` (a Kubernetes Job per op).",
+    )
+    executor_image: str | None = Field(
+        None, description="Image for op containers/Jobs; default the code location's image."
+    )
+    docker_network: str | None = Field(
+        None, description="Docker network op containers join (to reach MLflow, Postgres)."
+    )
+    docker_volumes: list[str] = Field(
+        [], description="Volumes (`name:/path`, JSON list) mounted into every op container."
+    )
+
+    @field_validator("api_token")
+    @classmethod
+    def _token_not_blank(cls, token: SecretStr | None) -> SecretStr | None:
+        """A blank token would silently turn auth off; unset the variable to mean that."""
+        if token is not None and not token.get_secret_value().strip():
+            raise ValueError("CHURNOPS_API_TOKEN is set but blank; unset it to turn auth off")
+        return token
 
     @property
     def state_dir(self) -> Path:

@@ -1,10 +1,13 @@
 """The Dagster code location: assembles assets, checks, jobs, sensors and resources."""
 
+import os
+
 import dagster as dg
 
 from churnops.settings import Settings
 from orchestration.assets import deployment, features, ingest, monitoring, training
 from orchestration.assets.checks import CLEAN_CUSTOMER_CHECKS
+from orchestration.executors import select_executor
 from orchestration.jobs import retrain_on_drift, train_and_promote
 from orchestration.resources import (
     CustomerSource,
@@ -13,6 +16,7 @@ from orchestration.resources import (
     PredictionStore,
     TrainingPolicy,
 )
+from orchestration.schedules import weekly_retrain
 from orchestration.sensors import build_drift_sensor
 
 
@@ -54,8 +58,8 @@ defs = dg.Definitions(
     assets=dg.load_assets_from_modules([ingest, features, training, deployment, monitoring]),
     asset_checks=CLEAN_CUSTOMER_CHECKS,
     jobs=[train_and_promote, retrain_on_drift],
+    schedules=[weekly_retrain],
     sensors=[build_drift_sensor(retrain_on_drift, settings.monitor_interval_seconds)],
     resources=build_resources(settings),
-    # Embedded default: every op of a run in one process (no per-step interpreter start-up).
-    executor=dg.in_process_executor,
+    executor=select_executor(settings, os.environ),
 )

@@ -2,6 +2,7 @@
 
 import base64
 import io
+import json
 
 import dagster as dg
 import pandas as pd
@@ -9,11 +10,48 @@ from matplotlib.figure import Figure
 
 OWNERS = ["team:ml-platform"]
 CODE_VERSION = "1"
+# Steps that talk to MLflow or the prediction store outlive an outage of either of up to about
+# a minute (a server restart): Dagster waits (2**n - 1) s before retry n, i.e. 1, 3, 7, 15, 31 s,
+# each +/- 1 s of jitter so retrying steps do not stampede a recovering server.
+EXTERNAL_RETRY = dg.RetryPolicy(
+    max_retries=5, delay=1, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
 
 
-def platform_asset(group: str, *kinds: str):
-    """`dg.asset` with the platform's conventions: a group per service, kinds, owner, version."""
-    return dg.asset(group_name=group, kinds=set(kinds), owners=OWNERS, code_version=CODE_VERSION)
+# Kubernetes resources of each step pod under dagster-k8s `k8s_job_executor` (one Job per op), by
+# asset group. Training fits the model and evaluates it, so it gets the most memory; the gate and
+# the drift report load two models or a window of traffic. The in-process and docker executors
+# ignore the `dagster-k8s/config` tag.
+SMALL_STEP = {
+    "requests": {"cpu": "250m", "memory": "512Mi"},
+    "limits": {"cpu": "1", "memory": "1Gi"},
+}
+MEDIUM_STEP = {
+    "requests": {"cpu": "500m", "memory": "1Gi"},
+    "limits": {"cpu": "1", "memory": "2Gi"},
+}
+LARGE_STEP = {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}}
+K8S_STEP_RESOURCES = {"training": LARGE_STEP, "deployment": MEDIUM_STEP, "monitoring": MEDIUM_STEP}
+
+
+def k8s_step_tags(group: str) -> dict[str, str]:
+    """The `dagster-k8s/config` op tag sizing a group's step pods (JSON: tag values are strings)."""
+    resources = K8S_STEP_RESOURCES.get(group, SMALL_STEP)
+    return {"dagster-k8s/config": json.dumps({"container_config": {"resources": resources}})}
+
+
+def platform_asset(group: str, *kinds: str, external: bool = False):
+    """`dg.asset` with the platform's conventions: a group per service, kinds, owner, version;
+    `external` assets (calling MLflow or the prediction store) retry with backoff. Failures that
+    retrying cannot fix should raise `dg.Failure(..., allow_retries=False)`."""
+    return dg.asset(
+        group_name=group,
+        kinds=set(kinds),
+        owners=OWNERS,
+        code_version=CODE_VERSION,
+        retry_policy=EXTERNAL_RETRY if external else None,
+        op_tags=k8s_step_tags(group),
+    )
 
 
 def figure_markdown(figure: Figure, title: str) -> dg.MetadataValue:

@@ -6,7 +6,7 @@ No Dagster or BentoML imports: the orchestration and the CLI both drive the regi
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from mlflow.entities.model_registry import ModelVersion
@@ -77,8 +77,18 @@ class ChurnRegistry:
         return VersionInfo.of(self.client.get_model_version(self.model_name, version))
 
     def versions(self) -> list[VersionInfo]:
+        """Every version with its aliases (a version search leaves them out; the model has them)."""
         found = self.client.search_model_versions(f"name='{self.model_name}'")
-        return sorted((VersionInfo.of(mv) for mv in found), key=lambda v: int(v.version))
+        if not found:
+            return []
+        aliases: dict[str, list[str]] = {}
+        for alias, version in self.client.get_registered_model(self.model_name).aliases.items():
+            aliases.setdefault(str(version), []).append(alias)
+        infos = (
+            replace(VersionInfo.of(mv), aliases=tuple(sorted(aliases.get(str(mv.version), ()))))
+            for mv in found
+        )
+        return sorted(infos, key=lambda v: int(v.version))
 
     def by_alias(self, alias: str) -> VersionInfo | None:
         try:

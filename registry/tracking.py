@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+import mlflow.data
 import mlflow.sklearn
 import pandas as pd
 from matplotlib import pyplot as plt
@@ -14,6 +16,7 @@ from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
 from sklearn.pipeline import Pipeline
 
+from churnops.contract import TARGET_COLUMN as TARGET
 from churnops.recipe import TRUSTED_TYPES
 from churnops.signature import input_example, model_signature
 
@@ -43,13 +46,25 @@ def log_candidate(
     model: Pipeline,
     params: dict[str, object],
     tags: dict[str, str],
+    datasets: dict[str, pd.DataFrame] | None = None,
 ) -> LoggedRun:
-    """One MLflow run per candidate, holding the model with the contract's signature."""
+    """One MLflow run per candidate, holding the model with the contract's signature.
+
+    `datasets` (context → frame, e.g. train/holdout) become the run's dataset inputs, so the
+    MLflow UI shows what the model saw, with digest, schema and row count."""
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     experiment_id = mlflow.set_experiment(experiment).experiment_id
     with mlflow.start_run(run_name=run_name, tags=tags) as run:
         mlflow.log_params(params)
+        for context, frame in (datasets or {}).items():
+            with warnings.catch_warnings():
+                # A hint meant for model signatures; a dataset's schema is only descriptive.
+                warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+                dataset = mlflow.data.from_pandas(
+                    frame, name=f"customers-{context}", targets=TARGET
+                )
+            mlflow.log_input(dataset, context=context)
         info = mlflow.sklearn.log_model(
             model,
             name=MODEL_ARTIFACT,

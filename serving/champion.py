@@ -54,6 +54,9 @@ class ChampionFollower:
         self.last_error: str | None = None
         self.last_check: str | None = None
         self.failures = 0  # consecutive failed refreshes, for backoff and the status page
+        # The version the alias names but that failed to load or score, and why (None when the
+        # served version is the one the alias names).
+        self.refused: dict[str, str] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -62,28 +65,41 @@ class ChampionFollower:
         self.last_check = datetime.now(UTC).isoformat(timespec="seconds")
         try:
             target = self._resolve()
-            if target is None:
-                self.failures = 0
-                self.last_error = "no model version holds the alias yet"
-                return False
-            version, uri = target
-            if self.current is not None and self.current.version == version:
-                self.failures = 0
-                self.last_error = None
-                return False
+        except Exception as exc:  # registry unreachable: keep serving the loaded model
+            return self._failed(exc)
+        if target is None:
+            self.failures = 0
+            self.last_error = "no model version holds the alias yet"
+            return False
+        version, uri = target
+        if self.current is not None and self.current.version == version:
+            self.failures = 0
+            self.last_error = None
+            self.refused = None
+            return False
+        try:
             model = self._load(uri)
             smoke_test(model)
-        except Exception as exc:  # keep serving the loaded model whatever went wrong
-            self.failures += 1
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            log.warning("champion refresh failed (%d in a row): %s", self.failures, self.last_error)
-            return False
+        except Exception as exc:  # the new version is refused; the loaded one keeps serving
+            self.refused = {
+                "version": version,
+                "reason": _describe(exc),
+                "at": self.last_check,
+            }
+            return self._failed(exc)
         self.failures = 0
         previous = self.current.version if self.current else None
         self.current = LoadedModel(version=version, uri=uri, model=model)
         self.last_error = None
+        self.refused = None
         log.info("serving model version %s (was %s)", version, previous)
         return True
+
+    def _failed(self, exc: Exception) -> bool:
+        self.failures += 1
+        self.last_error = _describe(exc)
+        log.warning("champion refresh failed (%d in a row): %s", self.failures, self.last_error)
+        return False
 
     def start(self) -> None:
         self.refresh()
@@ -116,8 +132,15 @@ class ChampionFollower:
             "degraded": current is not None and self.failures > 0,
             "last_error": self.last_error,
             "consecutive_failures": self.failures,
+            "refused_version": self.refused["version"] if self.refused else None,
+            "refused_reason": self.refused["reason"] if self.refused else None,
+            "refused_at": self.refused["at"] if self.refused else None,
             "poll_seconds": self.poll_seconds,
         }
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]
 
 
 def alias_resolver(registry: ChurnRegistry, alias: str = CHAMPION) -> Resolver:

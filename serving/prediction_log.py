@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -67,16 +68,23 @@ class PredictionLogger:
         pending: list[Row] = []
         closing = False
         backoff = 0.0
+        retry_at = 0.0
         while True:
-            timeout = max(backoff, self.flush_seconds) if pending else None
+            timeout = None
+            if pending:
+                timeout = max(retry_at - time.monotonic(), 0.0) if backoff else self.flush_seconds
             closing = self._collect(pending, timeout) or closing
+            if pending and backoff and time.monotonic() < retry_at:
+                continue  # the store failed: keep queueing, retry only when the backoff is up
             if pending and self._flush(pending):
                 backoff = 0.0
             elif pending:
                 backoff = min(max(backoff * 2, 0.5), 10.0)
+                retry_at = time.monotonic() + backoff
                 if closing and backoff >= 10.0:
                     self._drop(len(pending), "store unavailable at shutdown")
                     pending.clear()
+                    backoff = 0.0
             if closing and not pending:
                 return
 

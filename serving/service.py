@@ -7,10 +7,13 @@ import os
 import time
 import uuid
 from functools import partial
+from http import HTTPStatus
 from typing import Annotated
 
 import bentoml
 from pydantic import Field
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.responses import JSONResponse
 
 from churnops import prediction_store
 from churnops.contract import FEATURE_NAMES, ID_COLUMN
@@ -58,7 +61,8 @@ class ChurnService:
         self.follower = ChampionFollower(
             resolve, mlflow_loader(settings.tracking_uri), settings.alias_poll_seconds
         )
-        self.store = prediction_store.connect(settings.prediction_store)
+        # No I/O here: a store that is down at start must not stop serving (rows are buffered).
+        self.store = prediction_store.connect(settings.prediction_store, create_tables=False)
         self.logger = (
             PredictionLogger(partial(prediction_store.write_predictions, self.store))
             if settings.prediction_logging
@@ -107,21 +111,43 @@ class ChurnService:
         self,
         customers: Annotated[
             list[CustomerRecord],  # type: ignore[valid-type]
-            Field(min_length=1, max_length=MAX_BATCH),
+            Field(min_length=1, json_schema_extra={"maxItems": MAX_BATCH}),
         ],
     ) -> BatchPrediction:
-        """Score up to 1000 customers in one request."""
+        """Score up to 1000 customers in one request (more gets HTTP 413)."""
+        if too_many := _over_limit("customers", len(customers), MAX_BATCH):
+            return too_many  # type: ignore[return-value]
         return self._score(customers)
 
     @bentoml.api(route="/feedback")
     def feedback(
-        self, labels: Annotated[list[Feedback], Field(min_length=1, max_length=MAX_FEEDBACK)]
+        self,
+        labels: Annotated[
+            list[Feedback], Field(min_length=1, json_schema_extra={"maxItems": MAX_FEEDBACK})
+        ],
     ) -> FeedbackReceipt:
         """Store ground-truth labels that arrived after the prediction (joined by id later)."""
-        stored = prediction_store.write_feedback(
-            self.store, (label.model_dump() for label in labels)
-        )
+        if too_many := _over_limit("labels", len(labels), MAX_FEEDBACK):
+            return too_many  # type: ignore[return-value]
+        try:
+            stored = prediction_store.write_feedback(
+                self.store, (label.model_dump() for label in labels)
+            )
+        except SQLAlchemyError as exc:
+            raise bentoml.exceptions.ServiceUnavailable("prediction store unavailable") from exc
         return FeedbackReceipt(stored=stored)
+
+
+def _over_limit(field: str, count: int, limit: int) -> JSONResponse | None:
+    """A list over its per-request limit is too large, not malformed: HTTP 413 naming the field
+    and the limit, in the same shape as validation errors (BentoML passes a Response through)."""
+    if count <= limit:
+        return None
+    reason = f"{field}: {count} items in one request; the limit is {limit}"
+    return JSONResponse(
+        {"error": reason, "detail": [{"loc": [field], "msg": reason}]},
+        status_code=HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    )
 
 
 def _log_rows(customers: list, predictions: list[ChurnPrediction]) -> list[dict[str, object]]:

@@ -6,7 +6,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,3 +91,28 @@ def wait_ready(server: BentoServer, timeout: float = 90) -> None:
     while httpx.get(f"{server.url}/readyz").status_code != 200:
         assert time.monotonic() < deadline, server.process.log_tail()
         time.sleep(0.5)
+
+
+@pytest.fixture
+def figures(record_property: Callable[[str, object], None]) -> Callable[[str], None]:
+    """Report a measured figure (fuzz tally, soak memory, phase times): printed in the run's
+    summary even when xdist workers or output capture would hide a plain print."""
+
+    def report(text: str) -> None:
+        record_property("figures", text.strip())
+
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    reports = [r for stat in ("passed", "failed") for r in terminalreporter.stats.get(stat, [])]
+    found = [
+        (report.nodeid, value)
+        for report in reports
+        for key, value in getattr(report, "user_properties", ())
+        if key == "figures"
+    ]
+    if found:
+        terminalreporter.section("figures")
+        for nodeid, value in found:
+            terminalreporter.write_line(f"{nodeid}\n    {value}")

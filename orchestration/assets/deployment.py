@@ -15,7 +15,7 @@ from registry.tracking import load_model, version_url
 DEPLOYMENT = "deployment"
 
 
-@platform_asset(DEPLOYMENT, "mlflow")
+@platform_asset(DEPLOYMENT, "mlflow", external=True)
 def challenger_version(
     context: dg.AssetExecutionContext,
     churn_candidate: TrainedCandidate,
@@ -52,7 +52,7 @@ def challenger_version(
     )
 
 
-@platform_asset(DEPLOYMENT, "mlflow")
+@platform_asset(DEPLOYMENT, "mlflow", external=True)
 def champion_version(
     challenger_version: str,
     churn_candidate: TrainedCandidate,

@@ -3,16 +3,20 @@
 import dagster as dg
 import pandas as pd
 
+from churnops.contract import ContractError
 from orchestration.metadata import frame_preview, platform_asset
 from orchestration.resources import CustomerSource
 
 INGEST = "ingest"
 
 
-@platform_asset(INGEST, "pandas")
+@platform_asset(INGEST, "pandas", external=True)
 def raw_customers(customer_source: CustomerSource) -> dg.Output[pd.DataFrame]:
     """Customer records as delivered: a user's Telco-schema file or seeded synthetic data."""
-    frame = customer_source.load()
+    try:
+        frame = customer_source.load()
+    except ContractError as exc:  # a bad file stays bad: fail now, not after every retry
+        raise dg.Failure(str(exc), allow_retries=False) from exc
     return dg.Output(
         frame,
         metadata={

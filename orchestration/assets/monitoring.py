@@ -50,7 +50,7 @@ def _log_report(
     return run.info.run_id, experiment_id, figure
 
 
-@platform_asset(MONITORING, "mlflow", "sql")
+@platform_asset(MONITORING, "mlflow", "sql", external=True)
 def drift_report(
     context: dg.AssetExecutionContext,
     config: DriftWindowConfig,
@@ -62,10 +62,12 @@ def drift_report(
     until = config.until_ts or time.time()
     window = store.read_predictions(prediction_store.engine(), config.since_ts, until)
     if window.empty:
-        raise dg.Failure(f"no predictions between {config.since_ts} and {until}")
+        raise dg.Failure(
+            f"no predictions between {config.since_ts} and {until}", allow_retries=False
+        )
     champion = mlflow_registry.registry().champion()
     if champion is None or champion.run_id is None:
-        raise dg.Failure("no champion with a training run to compare against")
+        raise dg.Failure("no champion with a training run to compare against", allow_retries=False)
     thresholds = monitor_policy.thresholds()
     report = build_report(
         load_reference(mlflow_registry.tracking_uri, champion.run_id), window, thresholds

@@ -9,6 +9,7 @@ from sklearn.pipeline import Pipeline
 from churnops import recipe
 from churnops.drift import reference_sample
 from churnops.evaluation import evaluate_scores, evaluation_figures
+from churnops.explain import field_importance, importance_figure
 from churnops.fingerprint import frame_fingerprint
 from churnops.provenance import git_revision
 from churnops.split import Split
@@ -40,7 +41,7 @@ class TrainedCandidate:
     train_fingerprint: str
 
 
-@platform_asset(TRAINING, "sklearn", "mlflow")
+@platform_asset(TRAINING, "sklearn", "mlflow", external=True)
 def churn_candidate(
     context: dg.AssetExecutionContext,
     config: TrainConfig,
@@ -66,6 +67,7 @@ def churn_candidate(
             "data.fingerprint": split_summary["train_fingerprint"],
             "data.holdout_fingerprint": split_summary["holdout_fingerprint"],
         },
+        datasets={"training": customer_split.train, "holdout": customer_split.holdout},
     )
     candidate = TrainedCandidate(
         pipeline=pipeline,
@@ -89,7 +91,7 @@ def churn_candidate(
     )
 
 
-@platform_asset(TRAINING, "sklearn", "mlflow")
+@platform_asset(TRAINING, "sklearn", "mlflow", external=True)
 def candidate_evaluation(
     churn_candidate: TrainedCandidate,
     customer_split: Split,
@@ -102,6 +104,13 @@ def candidate_evaluation(
     scores = recipe.churn_probability(churn_candidate.pipeline, holdout)
     evaluation = evaluate_scores(recipe.labels(holdout), scores)
     figures = evaluation_figures(evaluation)
+    importance = field_importance(
+        churn_candidate.pipeline,
+        recipe.features(holdout),
+        recipe.labels(holdout),
+        training_policy.seed,
+    )
+    figures["feature_importance.png"] = importance_figure(importance)
     plots = {name.removesuffix(".png"): figure_markdown(fig, name) for name, fig in figures.items()}
     log_metrics_and_figures(
         mlflow_registry.tracking_uri, churn_candidate.run_id, evaluation.metrics, figures
@@ -119,6 +128,9 @@ def candidate_evaluation(
         metadata={
             **{k: round(v, 4) for k, v in evaluation.metrics.items()},
             **plots,
+            "top_features": dg.MetadataValue.md(
+                importance.head(5).round(4).to_frame().to_markdown()
+            ),
             "mlflow_run": dg.MetadataValue.url(url),
         },
     )

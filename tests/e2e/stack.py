@@ -73,7 +73,9 @@ class RunningStack:
         return self.proc.wait(timeout=120)
 
 
-def start_stack(tmp_path: Path, timeout: float = 480, **settings: str) -> RunningStack:
+def start_stack(
+    tmp_path: Path, timeout: float = 480, up_args: tuple[str, ...] = (), **settings: str
+) -> RunningStack:
     ports = {name: free_port() for name in ("MLFLOW", "DAGSTER", "BENTO")}
     env = {
         key: value
@@ -90,7 +92,7 @@ def start_stack(tmp_path: Path, timeout: float = 480, **settings: str) -> Runnin
     log = tmp_path / "up.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(  # noqa: S603 - our own CLI from this venv
-            [str(BIN / "churnops"), "up"],
+            [str(BIN / "churnops"), "up", *up_args],
             cwd=REPO_ROOT,
             env=env,
             stdout=out,

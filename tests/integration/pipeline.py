@@ -14,10 +14,11 @@ def materialize_pipeline(
     model_name: str,
     raise_on_error: bool = True,
     store_url: str = "sqlite://",
+    instance: dg.DagsterInstance | None = None,
     **settings: object,
 ) -> dg.ExecuteInProcessResult:
     """`store_url` is the prediction store retraining reads labelled traffic from (default:
-    an empty in-memory one)."""
+    an empty in-memory one); `instance` lets a test watch the run's event log as it runs."""
     resources = build_resources(
         Settings(
             mlflow_tracking_uri=tracking_uri,
@@ -30,6 +31,7 @@ def materialize_pipeline(
         [*defs.assets, *defs.asset_checks],
         selection=dg.AssetSelection.groups(*TRAINING_GROUPS),
         resources=resources,
+        instance=instance,
         raise_on_error=raise_on_error,
     )
 

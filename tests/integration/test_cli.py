@@ -11,6 +11,7 @@ from churnops.cli import app
 from churnops.synthetic import generate_customers
 from registry.client import ChurnRegistry
 from registry.tracking import log_candidate
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -45,3 +46,16 @@ def test_rollback_command_moves_champion_back_and_status_shows_history(env) -> N
     assert status.exit_code == 0, status.output
     assert "rollback" in status.output and "bad metrics" in status.output
     assert f"@champion: version {first}" in status.output
+    rows = {line.split("│")[1].strip(): line for line in status.output.splitlines() if "│" in line}
+    assert "champion" in rows[first] and "champion" not in rows[second]
+    assert "MLflow (tracking, registry, UI)" in status.output
+    assert "Prediction API (Bento)" in status.output
+
+
+def test_status_names_the_unreachable_mlflow_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHURNOPS_MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    result = CliRunner().invoke(app, ["status"])
+    assert result.exit_code == 1
+    assert "did not answer" in result.output and "churnops up" in result.output
+    assert "not reachable" in result.output

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 from mlflow.tracking import MlflowClient
@@ -58,7 +60,15 @@ def test_mlflow_run_records_params_metrics_plots_and_lineage(first_run, mlflow_u
         "evaluation/pr_curve.png",
         "evaluation/calibration.png",
         "evaluation/confusion_matrix.png",
+        "evaluation/feature_importance.png",
     }
+    inputs = {
+        next(tag.value for tag in item.tags if tag.key == "mlflow.data.context"): item.dataset
+        for item in run.inputs.dataset_inputs
+    }
+    assert set(inputs) == {"training", "holdout"}
+    assert inputs["training"].name == "customers-training"
+    assert json.loads(inputs["training"].profile)["num_rows"] == int(run.data.params["train_rows"])
 
 
 def test_dagster_materializations_link_to_mlflow(first_run, mlflow_uri: str) -> None:

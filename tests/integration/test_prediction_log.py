@@ -3,11 +3,14 @@ labels sent later are joined to their predictions."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from pathlib import Path
+from statistics import median
 
 import httpx
+import psutil
 import pytest
 
 from churnops import prediction_store
@@ -18,8 +21,8 @@ from tests.integration.pipeline import materialize_pipeline
 pytestmark = pytest.mark.integration
 
 MODEL = "churn-prediction-log"
-LOAD_REQUESTS = 20_000
-CLIENTS = 16
+SOAK_SECONDS = 240
+CLIENTS = 32
 
 
 @pytest.fixture(scope="module")
@@ -57,25 +60,32 @@ def test_feedback_labels_join_predictions_by_request_and_customer_id(
 
 
 class Load:
-    """CLIENTS threads sharing one request budget, counting 200 answers."""
+    """CLIENTS threads sharing one request budget (and optionally a deadline), counting 200
+    answers and errors."""
 
-    def __init__(self, url: str, requests: int) -> None:
+    def __init__(self, url: str, requests: int, seconds: float | None = None) -> None:
         self.url = url
         self.budget = iter(range(requests))
+        self.deadline = time.monotonic() + seconds if seconds else None
         self.answered = 0
+        self.errors = 0
         self.lock = threading.Lock()
         self.threads = [threading.Thread(target=self._client) for _ in range(CLIENTS)]
 
     def _client(self) -> None:
         with httpx.Client(base_url=self.url, timeout=30) as http:
             for _ in self.budget:
+                if self.deadline and time.monotonic() > self.deadline:
+                    return
                 try:
                     response = http.post("/predict", json={"customer": example_record()})
                 except httpx.HTTPError:
                     return  # the server has gone away (graceful stop)
-                if response.status_code == 200:
-                    with self.lock:
+                with self.lock:
+                    if response.status_code == 200:
                         self.answered += 1
+                    else:
+                        self.errors += 1
 
     def start(self) -> Load:
         for thread in self.threads:
@@ -88,20 +98,70 @@ class Load:
         return self.answered
 
 
-def test_no_prediction_lost_under_load_and_graceful_stop(
-    tmp_path: Path, mlflow_uri: str, champion: str
+class RssSampler:
+    """Resident memory of the Bento server's whole process tree, sampled every few seconds."""
+
+    def __init__(self, pid: int, every: float = 2.0) -> None:
+        self.root = psutil.Process(pid)
+        self.every = every
+        self.samples: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _rss(self) -> int:
+        total = 0
+        for process in [self.root, *self.root.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                total += process.memory_info().rss
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.samples.append(self._rss())
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def test_soak_bounded_memory_no_errors_and_no_prediction_lost(
+    tmp_path: Path,
+    mlflow_uri: str,
+    champion: str,
+    figures,
 ) -> None:
+    """Minutes of concurrent traffic, then SIGTERM during a burst: zero errors, no memory
+    growth trend, and exactly one logged row per answered request."""
     server = start_bento(tmp_path, mlflow_uri, MODEL)
     wait_ready(server)
     started = time.monotonic()
-    answered = Load(server.url, LOAD_REQUESTS).start().join()
-    rate = LOAD_REQUESTS / (time.monotonic() - started)
+    with RssSampler(server.process.proc.pid) as rss:
+        soak = Load(server.url, 10_000_000, seconds=SOAK_SECONDS).start()
+        answered = soak.join()
+    seconds = time.monotonic() - started
     burst = Load(server.url, 100_000).start()
     time.sleep(2)
     server.stop()  # SIGTERM while the burst is in flight
     answered += burst.join()
     engine = prediction_store.connect(f"sqlite:///{tmp_path / 'state' / 'predictions.db'}")
     logged = prediction_store.count_predictions(engine)
-    print(f"\nload: {answered} answered ({rate:.0f} req/s), {logged} rows logged")
-    assert answered >= LOAD_REQUESTS + 1
+    steady = rss.samples[len(rss.samples) // 5 :]  # after warm-up
+    quarter = max(len(steady) // 4, 1)
+    first, last = median(steady[:quarter]), median(steady[-quarter:])
+    mib = 2**20
+    figures(
+        f"\nsoak: {soak.answered} answered in {seconds:.0f}s ({soak.answered / seconds:.0f} req/s,"
+        f" {CLIENTS} clients), {soak.errors + burst.errors} errors; {answered} answered in all,"
+        f" {logged} rows logged; RSS {rss.samples[0] / mib:.0f} -> {rss.samples[-1] / mib:.0f} MiB"
+        f" (steady first/last quartile medians {first / mib:.0f}/{last / mib:.0f} MiB,"
+        f" {len(rss.samples)} samples)"
+    )
+    assert soak.errors == 0 and burst.errors == 0
+    assert soak.answered >= 5_000
+    assert len(steady) >= 20
+    assert last <= first * 1.25 + 32 * mib, "memory grows under steady load"
     assert logged == answered

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
@@ -126,6 +127,17 @@ def test_docs_and_probes(bento) -> None:
     assert httpx.get(f"{bento.url}/healthz").status_code == 200
     assert httpx.get(f"{bento.url}/readyz").status_code == 200
     assert httpx.get(f"{bento.url}/model").json()["ready"] is True
+
+
+def test_docs_carry_the_contract_example_and_metrics_are_prometheus(bento) -> None:
+    spec = httpx.get(f"{bento.url}/docs.json").json()
+    assert json.dumps(example_record()["customerID"]) in json.dumps(spec["components"])
+    httpx.post(f"{bento.url}/predict", json={"customer": example_record()}).raise_for_status()
+    metrics = httpx.get(f"{bento.url}/metrics")
+    assert metrics.status_code == 200
+    assert metrics.headers["content-type"].startswith("text/plain")
+    assert "# TYPE" in metrics.text
+    assert 'endpoint="/predict"' in metrics.text
 
 
 def test_swap_and_rollback_under_load_fail_no_request(

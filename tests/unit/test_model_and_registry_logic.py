@@ -9,6 +9,7 @@ import skops.io as sio
 from churnops import recipe
 from churnops.cleaning import clean_customers
 from churnops.evaluation import evaluate_scores
+from churnops.explain import field_importance, importance_figure
 from churnops.gate import decide_promotion
 from churnops.split import stratified_split
 from churnops.synthetic import generate_customers
@@ -29,6 +30,17 @@ def test_recipes_learn_the_signal_and_stay_within_reviewed_types(split, name: st
     scores = recipe.churn_probability(model, split.holdout)
     assert evaluate_scores(recipe.labels(split.holdout), scores).metrics["roc_auc"] >= 0.78
     assert set(sio.get_untrusted_types(data=sio.dumps(model))) <= set(recipe.TRUSTED_TYPES)
+
+
+def test_field_importance_ranks_signal_fields_above_noise(split) -> None:
+    model = recipe.train(split.train, "logistic_regression")
+    holdout = split.holdout
+    importance = field_importance(model, recipe.features(holdout), recipe.labels(holdout), seed=1)
+    assert list(importance.index[:3]).count("gender") == 0
+    assert importance["Contract"] > 0.01 > abs(importance["gender"])
+    assert importance.is_monotonic_decreasing
+    figure = importance_figure(importance)
+    assert figure.axes[0].get_yticklabels()[0].get_text() == importance.index[0]
 
 
 def test_split_is_stratified_and_seeded(split) -> None:
@@ -112,11 +124,16 @@ def test_follower_swaps_versions_and_refuses_broken_ones() -> None:
     target["version"] = ("3", "models:/m/3")
     assert not follower.refresh()
     assert follower.current.version == "1" and "artifact missing" in follower.last_error
+    status = follower.status()
+    assert status["refused_version"] == "3" and "artifact missing" in status["refused_reason"]
+    assert status["degraded"] and status["model_version"] == "1"
     models["models:/m/3"] = FakeModel(float("nan"))
     assert not follower.refresh() and follower.current.version == "1"
+    assert "for the example record" in follower.status()["refused_reason"]
     target["version"] = ("2", "models:/m/2")
     assert follower.refresh() and follower.current.version == "2"
-    assert follower.status()["model_version"] == "2"
+    status = follower.status()
+    assert status["model_version"] == "2" and status["refused_version"] is None
 
 
 def test_follower_without_a_champion_reports_why() -> None:

@@ -43,6 +43,17 @@ def test_store_outage_keeps_rows_and_writes_them_later() -> None:
     assert len(written) == 50 and logger.stats()["dropped"] == 0
 
 
+def test_traffic_during_an_outage_does_not_hammer_the_store() -> None:
+    """Retries follow the backoff (0.5, 1 s ...), not the arrival of new rows."""
+    logger = PredictionLogger(lambda rows: (_ for _ in ()).throw(ConnectionError("down")))
+    stop = threading.Event()
+    for i in range(300):  # about 1.2 s of steady traffic
+        logger.log([{"i": i}])
+        stop.wait(0.004)
+    stats = logger.stats()
+    assert stats["pending"] == 300 and 1 <= stats["write_errors"] <= 3, stats
+
+
 def test_overflow_beyond_the_buffer_is_dropped_and_counted() -> None:
     def down(_rows):
         raise ConnectionError("store down")

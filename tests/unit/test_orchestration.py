@@ -37,6 +37,17 @@ def test_every_asset_is_grouped_described_owned_and_versioned() -> None:
         assert spec.code_version == "1", key
 
 
+def test_assets_calling_mlflow_or_the_store_retry_with_exponential_backoff() -> None:
+    external = {"raw_customers", "churn_candidate", "candidate_evaluation", "drift_report"}
+    external |= {"challenger_version", "champion_version"}
+    for assets_def in defs.assets:
+        policy = assets_def.op.retry_policy
+        if assets_def.key.to_user_string() in external:
+            assert policy.max_retries >= 3 and policy.backoff == dg.Backoff.EXPONENTIAL
+        else:
+            assert policy is None, assets_def.key
+
+
 def test_jobs_and_sensor_are_wired() -> None:
     train = defs.resolve_job_def("train_and_promote")
     retrain = defs.resolve_job_def("retrain_on_drift")
@@ -45,6 +56,13 @@ def test_jobs_and_sensor_are_wired() -> None:
     sensor = defs.resolve_sensor_def("drift_sensor")
     assert sensor.job_name == "retrain_on_drift"
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_weekly_retrain_schedule_is_listed_but_off_until_turned_on() -> None:
+    schedule = defs.resolve_schedule_def("weekly_retrain")
+    assert schedule.job_name == "train_and_promote"
+    assert schedule.cron_schedule == "0 3 * * 1"
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
 
 
 def test_clean_customers_asset_types_the_raw_frame() -> None:

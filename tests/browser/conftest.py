@@ -1,0 +1,33 @@
+"""A real headless Chromium (Debian's, never a downloaded one) driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from churnops.stack import REPO_ROOT
+from tests.system import ensure_program
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    executable = ensure_program("chromium", ("chromium",))
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=executable, headless=True, args=["--no-sandbox"]
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="session")
+def screenshots() -> Path:
+    """Where screenshots land (a CI artifact); the README's pictures are picked from here."""
+    folder = Path(os.environ.get("TEST_ARTIFACTS", REPO_ROOT / "test-artifacts")) / "browser"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

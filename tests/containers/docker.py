@@ -1,0 +1,131 @@
+"""Docker helpers for the container acceptance test: bring Docker up, run the deploy scripts,
+and read the op containers a run left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from churnops.stack import REPO_ROOT
+from orchestration.executors import STEP_CONTAINER_LABEL
+
+DEPLOY = REPO_ROOT / "deploy" / "docker"
+
+
+def docker_usable() -> bool:
+    try:
+        docker("info")
+    except (AssertionError, subprocess.CalledProcessError):
+        return False
+    return True
+
+
+def ensure_docker() -> None:
+    """Install/start Docker as root when needed; in CI failing to do so fails the test, on a
+    developer machine without root it skips."""
+    if os.geteuid() == 0:
+        script(DEPLOY / "ensure-docker.sh")
+        return
+    if docker_usable():
+        return
+    if os.environ.get("CI"):
+        pytest.fail("CI is set but Docker is not usable and installing it needs root")
+    pytest.skip("Docker is not usable and installing it needs root (CI=true makes this fail)")
+
+
+def script(path: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run a deploy script; its output is returned, or shown in the failure."""
+    done = subprocess.run(  # noqa: S603 - our own scripts, fixed arguments
+        [str(path), *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, f"{path.name} {' '.join(args)} failed:\n{output[-6000:]}"
+    return output
+
+
+def stack_logs(env: dict[str, str]) -> str:
+    """The stack's recent container logs, for a failure report (never raises)."""
+    done = subprocess.run(  # noqa: S603 - our own script, fixed arguments
+        [str(DEPLOY / "stack.sh"), "logs", "--tail=60"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    return (done.stdout + done.stderr)[-20000:]
+
+
+def docker(*args: str) -> str:
+    executable = shutil.which("docker")
+    assert executable, "no docker CLI on PATH"
+    return subprocess.run(  # noqa: S603 - fixed docker CLI arguments
+        [executable, *args], capture_output=True, text=True, check=True
+    ).stdout
+
+
+@dataclass(frozen=True)
+class OpContainer:
+    id: str
+    step_key: str
+    job: str
+    image: str
+    exit_code: int
+
+
+def op_containers(network: str) -> list[OpContainer]:
+    """The containers the docker executor started on `network`, one per op (step)."""
+    ids = docker(
+        "ps", "-aq", "--filter", f"label={STEP_CONTAINER_LABEL}", "--filter", f"network={network}"
+    ).split()
+    if not ids:
+        return []
+    found = []
+    for info in json.loads(docker("inspect", *ids)):
+        env = dict(item.split("=", 1) for item in info["Config"]["Env"])
+        found.append(
+            OpContainer(
+                id=info["Id"],
+                step_key=env.get("DAGSTER_RUN_STEP_KEY", ""),
+                job=env.get("DAGSTER_RUN_JOB_NAME", ""),
+                image=info["Config"]["Image"],
+                exit_code=info["State"]["ExitCode"],
+            )
+        )
+    return found
+
+
+@dataclass
+class Phases:
+    """Wall-clock time of each phase of the acceptance run."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds[name] = time.monotonic() - start
+
+    def report(self) -> str:
+        lines = [f"  {name:<28}{secs:7.1f} s" for name, secs in self.seconds.items()]
+        lines.append(f"  {'total':<28}{sum(self.seconds.values()):7.1f} s")
+        return "container acceptance timings:\n" + "\n".join(lines)

@@ -1,0 +1,126 @@
+"""A broken or incompatible version promoted to `@champion` is refused by a real Bento server:
+the old champion keeps answering every request, and `GET /model` names the refused version
+and why."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import mlflow
+import mlflow.sklearn
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from churnops.contract import example_record
+from registry.client import ChurnRegistry
+from tests.conftest import BentoServer, start_bento, wait_ready
+from tests.integration.pipeline import materialize_pipeline
+
+pytestmark = pytest.mark.integration
+
+MODEL = "churn-broken-versions"
+
+
+class Traffic:
+    """One client posting /predict until stopped, counting answers by status and version."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.seen: Counter[tuple[int, str | None]] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=30) as http:
+            while not self._stop.is_set():
+                response = http.post("/predict", json={"customer": example_record()})
+                version = response.json().get("model_version") if response.is_success else None
+                self.seen[(response.status_code, version)] += 1
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+
+def _incompatible_version(registry: ChurnRegistry) -> str:
+    """A valid sklearn model trained on other columns: it loads but cannot score a contract
+    record."""
+    frame = pd.DataFrame({"age_days": [1.0, 2.0, 3.0, 4.0], "spend": [9.0, 1.0, 8.0, 2.0]})
+    model = LogisticRegression().fit(frame, [0, 1, 0, 1])
+    with mlflow.start_run(run_name="incompatible") as run:
+        info = mlflow.sklearn.log_model(model, name="model")
+    return registry.register(info.model_uri, info.model_id, run.info.run_id, tags={"test": "x"})
+
+
+def _corrupted_version(registry: ChurnRegistry, tmp_path: Path) -> str:
+    """A model directory whose serialized model is garbage: it cannot even be loaded."""
+    folder = tmp_path / "corrupted"
+    mlflow.sklearn.save_model(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), folder)
+    for artifact in folder.glob("model.*"):
+        artifact.write_bytes(b"not a model")
+    with mlflow.start_run(run_name="corrupted") as run:
+        mlflow.log_artifacts(str(folder), "model")
+    mv = registry.client.create_model_version(
+        MODEL, source=f"runs:/{run.info.run_id}/model", run_id=run.info.run_id
+    )
+    return str(mv.version)
+
+
+def _wait_refused(server: BentoServer, version: str, timeout: float = 90) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = httpx.get(f"{server.url}/model").json()
+        if status["refused_version"] == version:
+            return status
+        assert time.monotonic() < deadline, f"version {version} never refused: {status}"
+        time.sleep(0.5)
+
+
+def test_broken_champions_are_refused_and_the_old_one_keeps_serving(
+    tmp_path: Path,
+    mlflow_uri: str,
+    figures,
+) -> None:
+    good = materialize_pipeline(mlflow_uri, MODEL, synthetic_rows=5_000).output_for_node(
+        "champion_version"
+    )
+    registry = ChurnRegistry(mlflow_uri, MODEL)
+    mlflow.set_tracking_uri(mlflow_uri)
+    mlflow.set_experiment("churn-broken-versions")
+    server = start_bento(tmp_path, mlflow_uri, MODEL)
+    try:
+        wait_ready(server)
+        with Traffic(server.url) as traffic:
+            incompatible = _incompatible_version(registry)
+            registry.promote(incompatible, "test: trained on other columns")
+            status = _wait_refused(server, incompatible)
+            assert "feature names" in status["refused_reason"].lower()
+            assert status["model_version"] == good and status["degraded"]
+
+            corrupted = _corrupted_version(registry, tmp_path)
+            registry.promote(corrupted, "test: corrupted artifact")
+            status = _wait_refused(server, corrupted)
+            assert status["refused_reason"] and status["model_version"] == good
+            assert httpx.get(f"{server.url}/readyz").status_code == 200
+
+            registry.promote(good, "test: the good champion again")
+            deadline = time.monotonic() + 60
+            while httpx.get(f"{server.url}/model").json()["refused_version"] is not None:
+                assert time.monotonic() < deadline, "refusal never cleared"
+                time.sleep(0.5)
+        figures(f"\nbroken versions: answers during the faults {dict(traffic.seen)}")
+        assert set(traffic.seen) == {(200, good)}, traffic.seen
+        assert sum(traffic.seen.values()) >= 20
+        status = httpx.get(f"{server.url}/model").json()
+        assert status["model_version"] == good and not status["degraded"]
+    finally:
+        server.stop()

@@ -1,0 +1,156 @@
+"""Prediction-store outages against real processes: a Bento server logging to a real PostgreSQL
+server that is down at start and goes down again while serving. Requests keep answering 200,
+`GET /model` reports the rows held back and the write errors, and every row is written once
+the store is back."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy
+
+from churnops import prediction_store
+from churnops.contract import example_record
+from tests.conftest import BentoServer, free_port, start_bento, wait_ready
+from tests.integration.pipeline import materialize_pipeline
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(shutil.which("initdb") is None, reason="needs PostgreSQL server binaries"),
+]
+
+MODEL = "churn-store-outage"
+
+
+class Postgres:
+    """A throwaway PostgreSQL server (trust auth on 127.0.0.1) that can be stopped and
+    restarted on the same port and data directory."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="churnops-pg-"))
+        self.port = free_port()
+        self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/postgres"
+        self.proc: subprocess.Popen | None = None
+        self._as_postgres: list[str] = []
+        if os.geteuid() == 0:  # the server refuses to run as root
+            shutil.chown(self.dir, "postgres")
+            self._as_postgres = ["runuser", "-u", "postgres", "--"]
+        self._run("initdb", "-D", str(self.dir / "data"), "-U", "postgres", "--auth=trust")
+
+    def _run(self, *command: str) -> None:
+        subprocess.run(  # noqa: S603 - fixed PostgreSQL tools, no shell
+            [*self._as_postgres, *command], check=True, capture_output=True
+        )
+
+    def start(self) -> None:
+        command = [
+            *self._as_postgres,
+            *("postgres", "-D", str(self.dir / "data"), "-p", str(self.port)),
+            *("-h", "127.0.0.1", "-k", str(self.dir), "-c", "fsync=off"),
+        ]
+        with (self.dir / "postgres.log").open("ab") as log:
+            self.proc = subprocess.Popen(  # noqa: S603
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        engine = sqlalchemy.create_engine(self.url)
+        _wait_for(lambda: _connects(engine), 60, "postgres never accepted connections")
+        engine.dispose()
+
+    def stop(self) -> None:
+        """Fast shutdown: open connections are cut, as in a real outage."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+            self.proc.wait(timeout=60)
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _connects(engine: sqlalchemy.Engine) -> bool:
+    try:
+        with engine.connect():
+            return True
+    except sqlalchemy.exc.OperationalError:
+        return False
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float, message: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, message
+        time.sleep(0.5)
+
+
+@pytest.fixture
+def postgres() -> Iterator[Postgres]:
+    server = Postgres()
+    yield server
+    server.remove()
+
+
+def _predict(server: BentoServer, requests: int) -> list[int]:
+    def one(i: int) -> int:
+        record = {**example_record(), "customerID": f"outage-{i}"}
+        return httpx.post(
+            f"{server.url}/predict", json={"customer": record}, timeout=30
+        ).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(one, range(requests)))
+
+
+def _log_stats(server: BentoServer) -> dict:
+    return httpx.get(f"{server.url}/model").json()["prediction_log"]
+
+
+def test_store_outages_neither_fail_requests_nor_lose_rows(
+    tmp_path: Path,
+    mlflow_uri: str,
+    postgres: Postgres,
+    figures,
+) -> None:
+    materialize_pipeline(mlflow_uri, MODEL, synthetic_rows=5_000)
+    # The store is down while the service starts: it must start and serve anyway.
+    server = start_bento(tmp_path, mlflow_uri, MODEL, CHURNOPS_PREDICTION_STORE_URL=postgres.url)
+    try:
+        wait_ready(server)
+        assert set(_predict(server, 150)) == {200}
+        stats = _log_stats(server)
+        assert stats["pending"] == 150 and stats["write_errors"] >= 1, stats
+        assert "OperationalError" in stats["last_error"]
+        feedback = {"labels": [{"customerID": "outage-0", "Churn": "No"}]}
+        assert httpx.post(f"{server.url}/feedback", json=feedback).status_code == 503
+
+        postgres.start()
+        _wait_for(lambda: _log_stats(server)["pending"] == 0, 60, "buffered rows never written")
+        assert set(_predict(server, 150)) == {200}
+
+        postgres.stop()  # outage while serving
+        assert set(_predict(server, 150)) == {200}
+        stats = _log_stats(server)
+        figures(f"\nstore down while serving: {stats}")
+        assert stats["pending"] > 0 and stats["dropped"] == 0
+
+        postgres.start()
+        _wait_for(lambda: _log_stats(server)["pending"] == 0, 60, "buffered rows never written")
+        stats = _log_stats(server)
+    finally:
+        server.stop()
+    engine = prediction_store.connect(postgres.url)
+    logged = prediction_store.count_predictions(engine)
+    engine.dispose()
+    figures(f"store outages: 450 answered, {logged} rows logged, log stats {stats}")
+    assert stats["written"] == stats["enqueued"] == 450 and stats["dropped"] == 0
+    assert stats["write_errors"] <= 40  # retried on a backoff, not once per request
+    assert logged == 450
