@@ -11,10 +11,10 @@ from matplotlib.figure import Figure
 OWNERS = ["team:ml-platform"]
 CODE_VERSION = "1"
 # Steps that talk to MLflow or the prediction store outlive an outage of either of up to about
-# a minute (a server restart): Dagster waits (2**n - 1) s before retry n, i.e. 1, 3, 7, 15, 31 s,
-# each +/- 1 s of jitter so retrying steps do not stampede a recovering server.
+# two minutes (a slow server restart): Dagster waits 2 * (2**n - 1) s before retry n, i.e. 2, 6,
+# 14, 30, 62 s, each +/- 2 s of jitter so retrying steps do not stampede a recovering server.
 EXTERNAL_RETRY = dg.RetryPolicy(
-    max_retries=5, delay=1, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+    max_retries=5, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
 
 

@@ -26,6 +26,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def restartable_mlflow(root: Path) -> tuple[str, Callable[[], ManagedProcess]]:
+    """The URL and a factory of an `mlflow server` on one fixed port and store, so a test can
+    stop it (an outage) and start it again with everything it held."""
+    port = free_port()
+
+    def server() -> ManagedProcess:
+        return mlflow_server(
+            f"sqlite:///{root / 'mlflow.db'}",
+            str(root / "artifacts"),
+            "127.0.0.1",
+            port,
+            root / "mlflow.log",
+        )
+
+    return f"http://127.0.0.1:{port}", server
+
+
 @pytest.fixture(scope="session")
 def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `mlflow server` (SQLite + proxied local artifacts) for the whole session."""
@@ -116,3 +133,25 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("figures")
         for nodeid, value in found:
             terminalreporter.write_line(f"{nodeid}\n    {value}")
+
+
+# Longest files first, so two xdist workers do not end the run on one long test each.
+SLOWEST_FIRST = (
+    "tests/containers/",
+    "tests/integration/test_prediction_log.py",
+    "tests/e2e/test_retrain_loop.py",
+    "tests/integration/test_faults.py",
+    "tests/e2e/test_up.py",
+    "tests/browser/",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid
+        return next(
+            (i for i, prefix in enumerate(SLOWEST_FIRST) if path.startswith(prefix)),
+            len(SLOWEST_FIRST),
+        )
+
+    items.sort(key=rank)

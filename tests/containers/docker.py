@@ -42,8 +42,7 @@ def ensure_docker() -> None:
     pytest.skip("Docker is not usable and installing it needs root (CI=true makes this fail)")
 
 
-def script(path: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    """Run a deploy script; its output is returned, or shown in the failure."""
+def _run_script(path: Path, args: tuple[str, ...], env: dict[str, str] | None) -> tuple[int, str]:
     done = subprocess.run(  # noqa: S603 - our own scripts, fixed arguments
         [str(path), *args],
         cwd=REPO_ROOT,
@@ -53,23 +52,19 @@ def script(path: Path, *args: str, env: dict[str, str] | None = None) -> str:
         stdin=subprocess.DEVNULL,
         check=False,
     )
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, f"{path.name} {' '.join(args)} failed:\n{output[-6000:]}"
+    return done.returncode, done.stdout + done.stderr
+
+
+def script(path: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run a deploy script; its output is returned, or shown in the failure."""
+    code, output = _run_script(path, args, env)
+    assert code == 0, f"{path.name} {' '.join(args)} failed:\n{output[-6000:]}"
     return output
 
 
 def stack_logs(env: dict[str, str]) -> str:
     """The stack's recent container logs, for a failure report (never raises)."""
-    done = subprocess.run(  # noqa: S603 - our own script, fixed arguments
-        [str(DEPLOY / "stack.sh"), "logs", "--tail=60"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-    return (done.stdout + done.stderr)[-20000:]
+    return _run_script(DEPLOY / "stack.sh", ("logs", "--tail=60"), env)[1][-20000:]
 
 
 def docker(*args: str) -> str:

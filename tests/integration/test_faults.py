@@ -10,8 +10,7 @@ import httpx
 import pytest
 
 from churnops.contract import example_record
-from registry.server import mlflow_server
-from tests.conftest import free_port, start_bento, wait_ready
+from tests.conftest import restartable_mlflow, start_bento, wait_ready
 from tests.integration.pipeline import materialize_pipeline
 
 pytestmark = pytest.mark.integration
@@ -20,17 +19,7 @@ MODEL = "churn-faults"
 
 
 def test_serving_survives_mlflow_outages(tmp_path: Path) -> None:
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}"
-
-    def registry_server():
-        return mlflow_server(
-            f"sqlite:///{tmp_path / 'mlflow.db'}",
-            str(tmp_path / "artifacts"),
-            "127.0.0.1",
-            port,
-            tmp_path / "mlflow.log",
-        )
+    uri, registry_server = restartable_mlflow(tmp_path)
 
     with registry_server():
         champion = materialize_pipeline(uri, MODEL, synthetic_rows=5_000).output_for_node(

@@ -21,7 +21,8 @@ from tests.integration.pipeline import materialize_pipeline
 pytestmark = pytest.mark.integration
 
 MODEL = "churn-prediction-log"
-SOAK_SECONDS = 240
+# Issue 3 asks for at least 20k requests; at ~50 req/s on 2 cores that is a soak of ~7 minutes.
+SOAK_REQUESTS = 20_000
 CLIENTS = 32
 
 
@@ -60,13 +61,11 @@ def test_feedback_labels_join_predictions_by_request_and_customer_id(
 
 
 class Load:
-    """CLIENTS threads sharing one request budget (and optionally a deadline), counting 200
-    answers and errors."""
+    """CLIENTS threads sharing one request budget, counting 200 answers and errors."""
 
-    def __init__(self, url: str, requests: int, seconds: float | None = None) -> None:
+    def __init__(self, url: str, requests: int) -> None:
         self.url = url
         self.budget = iter(range(requests))
-        self.deadline = time.monotonic() + seconds if seconds else None
         self.answered = 0
         self.errors = 0
         self.lock = threading.Lock()
@@ -75,8 +74,6 @@ class Load:
     def _client(self) -> None:
         with httpx.Client(base_url=self.url, timeout=30) as http:
             for _ in self.budget:
-                if self.deadline and time.monotonic() > self.deadline:
-                    return
                 try:
                     response = http.post("/predict", json={"customer": example_record()})
                 except httpx.HTTPError:
@@ -134,13 +131,13 @@ def test_soak_bounded_memory_no_errors_and_no_prediction_lost(
     champion: str,
     figures,
 ) -> None:
-    """Minutes of concurrent traffic, then SIGTERM during a burst: zero errors, no memory
-    growth trend, and exactly one logged row per answered request."""
+    """20k requests from 32 concurrent clients (minutes of traffic), then SIGTERM during a burst:
+    zero errors, no memory growth trend, and exactly one logged row per answered request."""
     server = start_bento(tmp_path, mlflow_uri, MODEL)
     wait_ready(server)
     started = time.monotonic()
     with RssSampler(server.process.proc.pid) as rss:
-        soak = Load(server.url, 10_000_000, seconds=SOAK_SECONDS).start()
+        soak = Load(server.url, SOAK_REQUESTS).start()
         answered = soak.join()
     seconds = time.monotonic() - started
     burst = Load(server.url, 100_000).start()
@@ -161,7 +158,7 @@ def test_soak_bounded_memory_no_errors_and_no_prediction_lost(
         f" {len(rss.samples)} samples)"
     )
     assert soak.errors == 0 and burst.errors == 0
-    assert soak.answered >= 5_000
+    assert soak.answered == SOAK_REQUESTS
     assert len(steady) >= 20
     assert last <= first * 1.25 + 32 * mib, "memory grows under steady load"
     assert logged == answered

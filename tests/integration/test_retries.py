@@ -12,8 +12,7 @@ import dagster as dg
 import pytest
 
 from registry.client import ChurnRegistry
-from registry.server import mlflow_server
-from tests.conftest import free_port
+from tests.conftest import restartable_mlflow
 from tests.integration.pipeline import materialize_pipeline
 
 pytestmark = pytest.mark.integration
@@ -36,17 +35,7 @@ def test_steps_retry_with_backoff_until_mlflow_is_back(
 ) -> None:
     # The MLflow client's own retries would hide the outage from Dagster: switch them off.
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}"
-
-    def registry_server():
-        return mlflow_server(
-            f"sqlite:///{tmp_path / 'mlflow.db'}",
-            str(tmp_path / "artifacts"),
-            "127.0.0.1",
-            port,
-            tmp_path / "mlflow.log",
-        )
+    uri, registry_server = restartable_mlflow(tmp_path)
 
     with registry_server():
         pass  # the registry existed, and now it is down
