@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -39,4 +40,10 @@ def mlflow_server(
         "--workers",
         str(workers),
     ]
-    return ManagedProcess("mlflow", command, log_path, health_url=f"http://{host}:{port}/health")
+    environ = dict(os.environ if env is None else env)
+    # MLflow's job runner (six huey consumers, ~250 MB each) serves GenAI features churnops
+    # does not use; set MLFLOW_SERVER_ENABLE_JOB_EXECUTION=true to have it anyway.
+    environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    return ManagedProcess(
+        "mlflow", command, log_path, health_url=f"http://{host}:{port}/health", env=environ
+    )

@@ -75,6 +75,20 @@ def docker(*args: str) -> str:
     ).stdout
 
 
+# Programs that only building needs; none may be left in a runtime image.
+BUILD_TOOLS = ("gcc", "cc", "make", "pip", "pip3", "uv")
+
+
+def runtime_image_findings(image: str) -> list[str]:
+    """What breaks the runtime-image rules: running as root, or build tools on the PATH."""
+    user = docker("image", "inspect", "--format", "{{.Config.User}}", image).strip()
+    findings = [f"{image} runs as root"] if user in ("", "root", "0", "0:0") else []
+    lookup = " ".join(f"command -v {tool};" for tool in BUILD_TOOLS)
+    found = docker("run", "--rm", "--entrypoint", "/bin/sh", image, "-c", f"{lookup} true")
+    findings += [f"{image} has {path}" for path in found.split()]
+    return findings
+
+
 @dataclass(frozen=True)
 class OpContainer:
     id: str

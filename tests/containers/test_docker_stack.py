@@ -22,6 +22,7 @@ from tests.containers.docker import (
     docker,
     ensure_docker,
     op_containers,
+    runtime_image_findings,
     script,
     stack_logs,
 )
@@ -94,6 +95,8 @@ def test_pipeline_runs_one_container_per_op_and_the_bento_container_serves(
         built = script(DEPLOY / "build.sh", env={**os.environ, "BASE_IMAGE": BASE_IMAGE})
     with capsys.disabled():
         print("\n" + built.strip())
+    for name in ("orchestration", "serving", "mlflow"):
+        assert runtime_image_findings(f"churnops/{name}:dev") == []
 
     env = stack_env(tmp_path)
     dagster_url = f"http://127.0.0.1:{env['CHURNOPS_DAGSTER_PORT']}"

@@ -1,0 +1,35 @@
+"""The `mlflow server` command line and environment churnops launches (no process started)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from registry.server import mlflow_server
+
+pytestmark = pytest.mark.unit
+
+
+def _server(tmp_path: Path, env: dict[str, str] | None = None):
+    return mlflow_server(
+        f"sqlite:///{tmp_path / 'mlflow.db'}",
+        str(tmp_path / "artifacts"),
+        "127.0.0.1",
+        5999,
+        tmp_path / "mlflow.log",
+        env=env,
+    )
+
+
+def test_server_proxies_artifacts_and_skips_the_genai_job_runner(tmp_path: Path) -> None:
+    server = _server(tmp_path, env={"CHURNOPS_HOME": "/state"})
+    assert "--serve-artifacts" in server.command
+    assert server.env == {"CHURNOPS_HOME": "/state", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    assert server.health_url == "http://127.0.0.1:5999/health"
+    assert (tmp_path / "artifacts").is_dir()
+
+
+def test_job_runner_can_be_asked_for(tmp_path: Path) -> None:
+    server = _server(tmp_path, env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "true"})
+    assert server.env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "true"
