@@ -14,6 +14,7 @@ import pandas as pd
 from churnops.contract import (
     FEATURES,
     ID_COLUMN,
+    MAX_ID_LENGTH,
     RAW_COLUMNS,
     TARGET_COLUMN,
     TARGET_VALUES,
@@ -39,9 +40,11 @@ def _row_label(index: pd.Index, source: str) -> str:
 
 
 def _fail(source: str, column: str, bad: pd.Index, what: str, sample: object) -> ContractError:
-    return ContractError(
-        f"{source}: column '{column}' {_row_label(bad, source)}: {what} (got {sample!r})"
-    )
+    shown = repr(sample)
+    if len(shown) > 80:  # a huge field must not become a huge message
+        shown = f"{shown[:60]}... ({len(shown):,} characters)"
+    where = f"{source}: column '{column}' {_row_label(bad, source)}"
+    return ContractError(f"{where}: {what} (got {shown})")
 
 
 def check_columns(frame: pd.DataFrame, source: str) -> None:
@@ -109,6 +112,11 @@ def clean_customers(raw: pd.DataFrame, source: str) -> CleanResult:
     blank_ids = ids.isna() | (ids == "")
     if blank_ids.any():
         raise _fail(source, ID_COLUMN, frame.index[blank_ids], "must not be blank", None)
+    too_long = ids.str.len() > MAX_ID_LENGTH
+    if too_long.any():
+        first = ids[too_long].iloc[0]
+        what = f"must be at most {MAX_ID_LENGTH} characters"
+        raise _fail(source, ID_COLUMN, frame.index[too_long], what, first)
     columns: dict[str, object] = {ID_COLUMN: ids.astype(object)}
     for spec in FEATURES:
         if spec.kind == "categorical":

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 ID_COLUMN = "customerID"
+# Longest customer id accepted anywhere (files and the API): ids are keys, not free text.
+MAX_ID_LENGTH = 64
 TARGET_COLUMN = "Churn"
 TARGET_POSITIVE = "Yes"
 TARGET_VALUES = ("No", "Yes")

@@ -8,7 +8,14 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from churnops.contract import FEATURE_NAMES, FEATURES, ID_COLUMN, FeatureSpec, example_record
+from churnops.contract import (
+    FEATURE_NAMES,
+    FEATURES,
+    ID_COLUMN,
+    MAX_ID_LENGTH,
+    FeatureSpec,
+    example_record,
+)
 
 
 def _field(spec: FeatureSpec) -> tuple[Any, Any]:
@@ -45,7 +52,9 @@ CustomerRecord: type[BaseModel] = create_model(  # type: ignore[call-overload]
     **{
         ID_COLUMN: (
             str | None,
-            Field(None, max_length=64, description="Customer id, echoed back for joins."),
+            Field(
+                None, max_length=MAX_ID_LENGTH, description="Customer id, echoed back for joins."
+            ),
         )
     },
     **{spec.name: _field(spec) for spec in FEATURES},

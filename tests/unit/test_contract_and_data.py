@@ -113,6 +113,23 @@ def test_csv_errors_name_file_line_and_column(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("column", "message"),
+    [("customerID", "at most 64 characters"), ("gender", "line 3"), ("tenure", "line 3")],
+)
+def test_huge_fields_fail_naming_file_line_and_column_briefly(
+    tmp_path: Path, column: str, message: str
+) -> None:
+    path = _telco_csv(tmp_path / "huge.csv")
+    raw = read_customer_file(path)
+    raw.loc[1, column] = "9" * 5_000_000
+    raw.to_csv(path, index=False)
+    with pytest.raises(ContractError, match=rf"huge\.csv: column '{column}' line 3") as info:
+        clean_customers(read_customer_file(path), str(path))
+    assert message in str(info.value)
+    assert len(str(info.value)) < 1_000
+
+
+@pytest.mark.parametrize(
     ("name", "content", "message"),
     [
         ("empty.csv", b"", "file is empty"),
