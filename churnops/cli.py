@@ -139,6 +139,8 @@ def rollback(
 @app.command()
 def status() -> None:
     """Show what runs where, which version serves, registered versions and alias history."""
+    from registry.client import CHAMPION
+
     settings = Settings()
     console.print(_services_table(settings))
     registry = _registry(settings)
@@ -160,7 +162,7 @@ def status() -> None:
             info.tags.get("gate.decision", ""),
         )
     console.print(table)
-    champion = registry.champion()
+    champion = next((info for info in versions if CHAMPION in info.aliases), None)
     console.print(f"@champion: version {champion.version}" if champion else "@champion: none yet")
     for event in registry.alias_history():
         console.print(

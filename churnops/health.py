@@ -37,22 +37,19 @@ def _serving_detail(response: httpx.Response | None) -> tuple[bool, str]:
     return False, f"up, no model loaded yet: {body.get('last_error') or 'waiting for @champion'}"
 
 
+def _answers(response: httpx.Response | None) -> bool:
+    return response is not None and response.status_code == 200
+
+
+def _plain_probe(name: str, url: str, health_path: str, timeout: float) -> ServiceProbe:
+    up = _answers(_get(f"{url}{health_path}", timeout))
+    return ServiceProbe(name, url, up, "up" if up else "not reachable")
+
+
 def probe_services(settings: Settings, timeout: float = 2.0) -> list[ServiceProbe]:
-    mlflow = _get(f"{settings.tracking_uri}/health", timeout)
-    dagster = _get(f"{settings.dagster_url}/server_info", timeout)
     serving_up, serving = _serving_detail(_get(f"{settings.bento_url}/model", timeout))
     return [
-        ServiceProbe(
-            "MLflow (tracking, registry, UI)",
-            settings.tracking_uri,
-            mlflow is not None and mlflow.status_code == 200,
-            "up" if mlflow is not None and mlflow.status_code == 200 else "not reachable",
-        ),
-        ServiceProbe(
-            "Dagster (UI, GraphQL)",
-            settings.dagster_url,
-            dagster is not None and dagster.status_code == 200,
-            "up" if dagster is not None and dagster.status_code == 200 else "not reachable",
-        ),
+        _plain_probe("MLflow (tracking, registry, UI)", settings.tracking_uri, "/health", timeout),
+        _plain_probe("Dagster (UI, GraphQL)", settings.dagster_url, "/server_info", timeout),
         ServiceProbe("Prediction API (Bento)", f"{settings.bento_url}/docs", serving_up, serving),
     ]

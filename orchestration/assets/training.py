@@ -107,7 +107,7 @@ def candidate_evaluation(
     importance = field_importance(
         churn_candidate.pipeline,
         recipe.features(holdout),
-        recipe.labels(holdout),
+        evaluation.y_true,
         training_policy.seed,
     )
     figures["feature_importance.png"] = importance_figure(importance)
