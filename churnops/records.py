@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
-import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -16,6 +16,7 @@ from churnops.contract import (
     FeatureSpec,
     example_record,
 )
+from churnops.recipe import rows_to_frame
 
 
 def _field(spec: FeatureSpec) -> tuple[Any, Any]:
@@ -61,11 +62,11 @@ CustomerRecord: type[BaseModel] = create_model(  # type: ignore[call-overload]
 )
 
 
-def records_to_frame(records: list[BaseModel]) -> pd.DataFrame:
+def records_to_rows(records: Sequence[BaseModel]) -> list[list[object]]:
+    """Raw values in contract order, the input of `recipe.scorer` (None is missing)."""
+    return [[getattr(record, name) for name in FEATURE_NAMES] for record in records]
+
+
+def records_to_frame(records: Sequence[BaseModel]) -> pd.DataFrame:
     """Feature frame in contract column order; blank TotalCharges becomes NaN."""
-    rows = [[getattr(record, name) for name in FEATURE_NAMES] for record in records]
-    frame = pd.DataFrame(rows, columns=list(FEATURE_NAMES))
-    for spec in FEATURES:
-        if spec.kind == "float":
-            frame[spec.name] = frame[spec.name].astype(np.float64)
-    return frame
+    return rows_to_frame(records_to_rows(records))

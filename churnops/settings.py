@@ -59,6 +59,9 @@ class Settings(BaseSettings):
         None, description="SQLAlchemy URL of the prediction store; default SQLite in HOME."
     )
     prediction_logging: bool = Field(True, description="Log every served prediction.")
+    serving_workers: int = Field(
+        1, ge=1, description="Bento worker processes (each batches its own requests)."
+    )
     api_token: SecretStr | None = Field(
         None, description="Bearer token required on predict/feedback when set."
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 import warnings
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import mlflow
@@ -13,7 +14,10 @@ import mlflow.sklearn
 import pandas as pd
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
+from mlflow.data.pandas_dataset import PandasDataset
+from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
+from mlflow.types import Schema
 from sklearn.pipeline import Pipeline
 
 from churnops.contract import TARGET_COLUMN as TARGET
@@ -21,6 +25,7 @@ from churnops.recipe import TRUSTED_TYPES
 from churnops.signature import input_example, model_signature
 
 MODEL_ARTIFACT = "model"
+SCHEMA_SAMPLE_ROWS = 10_000
 
 
 @dataclass(frozen=True)
@@ -58,13 +63,7 @@ def log_candidate(
     with mlflow.start_run(run_name=run_name, tags=tags) as run:
         mlflow.log_params(params)
         for context, frame in (datasets or {}).items():
-            with warnings.catch_warnings():
-                # A hint meant for model signatures; a dataset's schema is only descriptive.
-                warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
-                dataset = mlflow.data.from_pandas(
-                    frame, name=f"customers-{context}", targets=TARGET
-                )
-            mlflow.log_input(dataset, context=context)
+            mlflow.log_input(_dataset(frame, f"customers-{context}"), context=context)
         info = mlflow.sklearn.log_model(
             model,
             name=MODEL_ARTIFACT,
@@ -74,6 +73,32 @@ def log_candidate(
             skops_trusted_types=TRUSTED_TYPES,
         )
     return LoggedRun(run.info.run_id, experiment_id, info.model_uri, info.model_id)
+
+
+def schema_sample(frame: pd.DataFrame, rows: int = SCHEMA_SAMPLE_ROWS) -> pd.DataFrame:
+    """The first `rows` rows plus each column's first missing value, so a schema inferred from
+    the sample marks the same columns optional as one inferred from the whole frame."""
+    missing = frame.isna()
+    firsts = [int(missing[c].to_numpy().argmax()) for c in frame.columns if missing[c].any()]
+    picked = sorted(set(range(min(rows, len(frame)))) | set(firsts))
+    return frame.iloc[picked]
+
+
+class SampledSchemaDataset(PandasDataset):
+    """MLflow's pandas dataset with its schema inferred from `schema_sample`: MLflow's own
+    inference visits every cell of every string column: 21 s for an 800k-row training set."""
+
+    @cached_property
+    def schema(self) -> Schema | None:
+        with warnings.catch_warnings():
+            # A hint meant for model signatures; a dataset's schema is only descriptive.
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+            return infer_signature(schema_sample(self.df)).inputs
+
+
+def _dataset(frame: pd.DataFrame, name: str) -> SampledSchemaDataset:
+    described = mlflow.data.from_pandas(frame, name=name, targets=TARGET)  # source and digest
+    return SampledSchemaDataset(frame, described.source, TARGET, name, described.digest)
 
 
 def log_metrics_and_figures(

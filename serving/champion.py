@@ -16,8 +16,10 @@ from datetime import UTC, datetime
 import numpy as np
 from sklearn.pipeline import Pipeline
 
-from churnops.recipe import churn_probability
+from churnops.contract import FEATURE_NAMES
+from churnops.recipe import Scorer, churn_probability, scorer
 from churnops.signature import input_example
+from churnops.synthetic import generate_customers
 from registry.client import CHAMPION, ChurnRegistry
 from registry.tracking import load_model
 
@@ -29,11 +31,21 @@ class LoadedModel:
     version: str
     uri: str
     model: Pipeline
+    score: Scorer  # the model's fastest faithful call (see recipe.scorer)
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
 
 Resolver = Callable[[], tuple[str, str] | None]
 Loader = Callable[[str], Pipeline]
+
+
+def check_rows() -> list[list[object]]:
+    """Varied contract rows (all kinds of customers, blank TotalCharges) that a fast scorer
+    must score exactly as the pipeline does before it serves."""
+    frame = generate_customers(200, seed=2024).loc[:, list(FEATURE_NAMES)]
+    frame.loc[frame.index[::7], "TotalCharges"] = None
+    frame = frame.astype(object).where(frame.notna(), None)
+    return frame.to_numpy().tolist()
 
 
 def smoke_test(model: Pipeline) -> None:
@@ -80,6 +92,7 @@ class ChampionFollower:
         try:
             model = self._load(uri)
             smoke_test(model)
+            score = scorer(model, check_rows())
         except Exception as exc:  # the new version is refused; the loaded one keeps serving
             self.refused = {
                 "version": version,
@@ -89,7 +102,7 @@ class ChampionFollower:
             return self._failed(exc)
         self.failures = 0
         previous = self.current.version if self.current else None
-        self.current = LoadedModel(version=version, uri=uri, model=model)
+        self.current = LoadedModel(version=version, uri=uri, model=model, score=score)
         self.last_error = None
         self.refused = None
         log.info("serving model version %s (was %s)", version, previous)

@@ -1,7 +1,9 @@
 """Background, batched writer of served predictions: off the request path, nothing lost.
 
-Requests only append to an in-memory queue. One thread writes batches; if the store is down
-the batch is kept and retried with backoff, and only rows beyond `max_buffered` are dropped,
+Requests only append to an in-memory queue. One thread wakes every `flush_seconds` (never per
+request: a thread woken per request takes the interpreter lock from the request path each time)
+and writes what has queued, in chunks of `batch_size`; if the store is down the rows are kept
+and retried with backoff, and only rows beyond `max_buffered` are dropped,
 counted and reported (never silently). `close()` flushes everything before shutdown.
 """
 
@@ -32,7 +34,8 @@ class PredictionLogger:
         self.batch_size = batch_size
         self.flush_seconds = flush_seconds
         self.max_buffered = max_buffered
-        self._queue: queue.SimpleQueue[list[Row] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[Row]] = queue.SimpleQueue()
+        self._closing = threading.Event()
         self._lock = threading.Lock()
         self.enqueued = 0
         self.written = 0
@@ -49,7 +52,7 @@ class PredictionLogger:
 
     def close(self, timeout: float = 60.0) -> None:
         """Write every queued row, then stop the writer thread."""
-        self._queue.put(None)
+        self._closing.set()
         self._thread.join(timeout=timeout)
 
     def stats(self) -> dict[str, object]:
@@ -66,71 +69,55 @@ class PredictionLogger:
 
     def _run(self) -> None:
         pending: list[Row] = []
-        closing = False
         backoff = 0.0
-        retry_at = 0.0
         while True:
-            timeout = None
-            if pending:
-                timeout = max(retry_at - time.monotonic(), 0.0) if backoff else self.flush_seconds
-            closing = self._collect(pending, timeout) or closing
-            if pending and backoff and time.monotonic() < retry_at:
-                continue  # the store failed: keep queueing, retry only when the backoff is up
+            if self._closing.is_set():
+                time.sleep(backoff)  # store down at shutdown: retry on the backoff, not in a spin
+            else:
+                self._closing.wait(backoff or self.flush_seconds)
+            closing = self._closing.is_set()
+            self._drain(pending)
             if pending and self._flush(pending):
                 backoff = 0.0
             elif pending:
                 backoff = min(max(backoff * 2, 0.5), 10.0)
-                retry_at = time.monotonic() + backoff
                 if closing and backoff >= 10.0:
                     self._drop(len(pending), "store unavailable at shutdown")
                     pending.clear()
-                    backoff = 0.0
             if closing and not pending:
                 return
 
-    def _collect(self, pending: list[Row], timeout: float | None) -> bool:
-        """Move queued rows into `pending` (up to a batch); True when close() was requested."""
-        try:
-            item = self._queue.get(timeout=timeout)
-        except queue.Empty:
-            return False
-        while True:
-            if item is None:
-                self._drain_rest(pending)
-                return True
-            pending.extend(item)
-            if len(pending) >= self.batch_size:
-                return False
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return False
-
-    def _drain_rest(self, pending: list[Row]) -> None:
+    def _drain(self, pending: list[Row]) -> None:
         while True:
             try:
-                item = self._queue.get_nowait()
+                pending.extend(self._queue.get_nowait())
             except queue.Empty:
                 return
-            if item is not None:
-                pending.extend(item)
 
     def _flush(self, pending: list[Row]) -> bool:
+        """Write `pending` in chunks; True when all of it is stored (what failed stays)."""
+        while pending:
+            chunk = pending[: self.batch_size]
+            if not self._write_chunk(chunk, len(pending)):
+                overflow = len(pending) - self.max_buffered
+                if overflow > 0:
+                    self._drop(overflow, "buffer full")
+                    del pending[:overflow]
+                return False
+            del pending[: len(chunk)]
+        return True
+
+    def _write_chunk(self, chunk: list[Row], kept: int) -> bool:
         try:
-            self._write(pending)
+            self._write(chunk)
         except Exception as exc:  # the store may be down: keep the rows and retry
             with self._lock:
                 self.write_errors += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"[:500]
-            log.warning("prediction store write failed (%d rows kept): %s", len(pending), exc)
-            overflow = len(pending) - self.max_buffered
-            if overflow > 0:
-                self._drop(overflow, "buffer full")
-                del pending[:overflow]
+            log.warning("prediction store write failed (%d rows kept): %s", kept, exc)
             return False
         with self._lock:
-            self.written += len(pending)
-        pending.clear()
+            self.written += len(chunk)
         return True
 
     def _drop(self, count: int, why: str) -> None:

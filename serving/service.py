@@ -3,9 +3,10 @@ logs every prediction to the prediction store."""
 
 from __future__ import annotations
 
+import gc
 import os
+import secrets
 import time
-import uuid
 from functools import partial
 from http import HTTPStatus
 from typing import Annotated
@@ -16,12 +17,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import JSONResponse
 
 from churnops import prediction_store
-from churnops.contract import FEATURE_NAMES, ID_COLUMN
 from churnops.evaluation import DECISION_THRESHOLD
-from churnops.recipe import churn_probability
-from churnops.records import CustomerRecord, records_to_frame
+from churnops.records import CustomerRecord, records_to_rows
 from churnops.settings import Settings
 from registry.client import ChurnRegistry
+from serving.batcher import MicroBatcher, one_openmp_thread
 from serving.champion import ChampionFollower, alias_resolver, mlflow_loader, pinned_resolver
 from serving.guard import RequestGuard
 from serving.prediction_log import PredictionLogger
@@ -39,12 +39,13 @@ def _status() -> dict[str, object]:
         return {"ready": False, "last_error": "service starting"}
     service = _instances[0]
     status = service.follower.status()
+    status["batching"] = service.batcher.stats()
     if service.logger is not None:
         status["prediction_log"] = service.logger.stats()
     return status
 
 
-@bentoml.service(name="churn_prediction", traffic={"timeout": 30})
+@bentoml.service(name="churn_prediction", traffic={"timeout": 30}, workers=SETTINGS.serving_workers)
 class ChurnService:
     """Churn probability for Telco customers from the current champion model."""
 
@@ -64,12 +65,19 @@ class ChurnService:
         # No I/O here: a store that is down at start must not stop serving (rows are buffered).
         self.store = prediction_store.connect(settings.prediction_store, create_tables=False)
         self.logger = (
-            PredictionLogger(partial(prediction_store.write_predictions, self.store))
+            PredictionLogger(partial(prediction_store.write_prediction_rows, self.store))
             if settings.prediction_logging
             else None
         )
+        # Concurrent requests share model calls (see serving/batcher.py).
+        self.batcher: MicroBatcher = MicroBatcher(
+            self._score_rows, max_rows=MAX_BATCH, thread_setup=one_openmp_thread
+        )
         _instances.append(self)
         self.follower.start()
+        # Everything imported and loaded so far lives as long as the process: keep it out of
+        # the collector's full passes, which otherwise stall requests (benchmarks/serving.py).
+        gc.freeze()
 
     def __is_ready__(self) -> bool:
         return self.follower.current is not None
@@ -81,33 +89,41 @@ class ChurnService:
         if self.logger is not None:
             self.logger.close()
 
-    def _score(self, customers: list) -> BatchPrediction:
+    def _score_rows(self, customers: list) -> list[tuple[list[object], float, str]]:
+        """(contract values, probability, model version) per customer; one model per call."""
         loaded = self.follower.current
         if loaded is None:
             raise bentoml.exceptions.ServiceUnavailable("no champion model loaded yet")
-        scores = churn_probability(loaded.model, records_to_frame(customers))
-        request = uuid.uuid4().hex
+        rows = records_to_rows(customers)
+        scores = loaded.score(rows)
+        version = loaded.version
+        return [(row, float(score), version) for row, score in zip(rows, scores, strict=True)]
+
+    async def _score(self, customers: list) -> BatchPrediction:
+        scored = await self.batcher.submit(customers)
+        request = _request_id()
         predictions = [
             ChurnPrediction(
                 request_id=f"{request}-{i}" if len(customers) > 1 else request,
                 customerID=customer.customerID,
-                churn_probability=float(score),
+                churn_probability=score,
                 churn="Yes" if score >= DECISION_THRESHOLD else "No",
-                model_version=loaded.version,
+                model_version=version,
             )
-            for i, (customer, score) in enumerate(zip(customers, scores, strict=True))
+            for i, (customer, (_, score, version)) in enumerate(zip(customers, scored, strict=True))
         ]
         if self.logger is not None:
-            self.logger.log(_log_rows(customers, predictions))
-        return BatchPrediction(model_version=loaded.version, predictions=predictions)
+            self.logger.log(_log_rows([row for row, _, _ in scored], predictions))
+        # Every row of a request is scored in one call, so by one version.
+        return BatchPrediction(model_version=predictions[0].model_version, predictions=predictions)
 
     @bentoml.api(route="/predict")
-    def predict(self, customer: CustomerRecord) -> ChurnPrediction:  # type: ignore[valid-type]
+    async def predict(self, customer: CustomerRecord) -> ChurnPrediction:  # type: ignore[valid-type]
         """Score one customer."""
-        return self._score([customer]).predictions[0]
+        return (await self._score([customer])).predictions[0]
 
     @bentoml.api(route="/predict_batch")
-    def predict_batch(
+    async def predict_batch(
         self,
         customers: Annotated[
             list[CustomerRecord],  # type: ignore[valid-type]
@@ -117,7 +133,7 @@ class ChurnService:
         """Score up to 1000 customers in one request (more gets HTTP 413)."""
         if too_many := _over_limit("customers", len(customers), MAX_BATCH):
             return too_many  # type: ignore[return-value]
-        return self._score(customers)
+        return await self._score(customers)
 
     @bentoml.api(route="/feedback")
     def feedback(
@@ -150,19 +166,28 @@ def _over_limit(field: str, count: int, limit: int) -> JSONResponse | None:
     )
 
 
-def _log_rows(customers: list, predictions: list[ChurnPrediction]) -> list[dict[str, object]]:
+def _request_id() -> str:
+    """32 hex characters, time first: ids of logged predictions arrive in order, so the store's
+    primary-key index grows at its end instead of splitting pages all over (random ids made
+    each logged row over twice as expensive once the table held 300k rows)."""
+    return f"{time.time_ns():016x}{secrets.token_hex(8)}"
+
+
+def _log_rows(rows: list[list[object]], predictions: list[ChurnPrediction]) -> list[tuple]:
+    """Rows in `prediction_store.PREDICTION_COLUMNS` order: plain tuples, cheap to build on the
+    request path (checked against the store in tests/unit/test_monitoring_prediction_log.py)."""
     now = time.time()
     return [
-        {
-            "request_id": prediction.request_id,
-            "ts": now,
-            "model_version": prediction.model_version,
-            ID_COLUMN: prediction.customerID,
-            **{name: getattr(customer, name) for name in FEATURE_NAMES},
-            "churn_probability": prediction.churn_probability,
-            "churn": prediction.churn,
-        }
-        for customer, prediction in zip(customers, predictions, strict=True)
+        (
+            prediction.request_id,
+            now,
+            prediction.model_version,
+            prediction.customerID,
+            *row,
+            prediction.churn_probability,
+            prediction.churn,
+        )
+        for row, prediction in zip(rows, predictions, strict=True)
     ]
 
 

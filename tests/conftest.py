@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -13,17 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from churnops.processes import ManagedProcess
+from churnops.processes import ManagedProcess, free_port
 from churnops.stack import REPO_ROOT
 from registry.server import mlflow_server
 
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def restartable_mlflow(root: Path) -> tuple[str, Callable[[], ManagedProcess]]:
@@ -141,6 +134,8 @@ SLOWEST_FIRST = (
     "tests/integration/test_prediction_log.py",
     "tests/e2e/test_retrain_loop.py",
     "tests/integration/test_faults.py",
+    "tests/integration/test_benchmark_serving.py",
+    "tests/integration/test_benchmark_pipeline.py",
     "tests/e2e/test_up.py",
     "tests/browser/",
 )

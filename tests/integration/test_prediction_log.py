@@ -3,16 +3,15 @@ labels sent later are joined to their predictions."""
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from pathlib import Path
 from statistics import median
 
 import httpx
-import psutil
 import pytest
 
+from benchmarks.common import RssTimeline
 from churnops import prediction_store
 from churnops.contract import example_record
 from tests.conftest import start_bento, wait_ready
@@ -95,50 +94,22 @@ class Load:
         return self.answered
 
 
-class RssSampler:
-    """Resident memory of the Bento server's whole process tree, sampled every few seconds."""
-
-    def __init__(self, pid: int, every: float = 2.0) -> None:
-        self.root = psutil.Process(pid)
-        self.every = every
-        self.samples: list[int] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _rss(self) -> int:
-        total = 0
-        for process in [self.root, *self.root.children(recursive=True)]:
-            with contextlib.suppress(psutil.Error):
-                total += process.memory_info().rss
-        return total
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            self.samples.append(self._rss())
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def test_soak_bounded_memory_no_errors_and_no_prediction_lost(
     tmp_path: Path,
     mlflow_uri: str,
     champion: str,
     figures,
 ) -> None:
-    """20k requests from 32 concurrent clients (minutes of traffic), then SIGTERM during a burst:
+    """20k requests from 32 concurrent clients, then SIGTERM during a burst:
     zero errors, no memory growth trend, and exactly one logged row per answered request."""
     server = start_bento(tmp_path, mlflow_uri, MODEL)
     wait_ready(server)
     started = time.monotonic()
-    with RssSampler(server.process.proc.pid) as rss:
+    # Sampled twice a second: the soak takes well under a minute since requests share model calls.
+    with RssTimeline(server.process.proc.pid, interval=0.5) as timeline:
         soak = Load(server.url, SOAK_REQUESTS).start()
         answered = soak.join()
+    samples = [rss for _, rss in timeline.samples]
     seconds = time.monotonic() - started
     burst = Load(server.url, 100_000).start()
     time.sleep(2)
@@ -146,16 +117,16 @@ def test_soak_bounded_memory_no_errors_and_no_prediction_lost(
     answered += burst.join()
     engine = prediction_store.connect(f"sqlite:///{tmp_path / 'state' / 'predictions.db'}")
     logged = prediction_store.count_predictions(engine)
-    steady = rss.samples[len(rss.samples) // 5 :]  # after warm-up
+    steady = samples[len(samples) // 5 :]  # after warm-up
     quarter = max(len(steady) // 4, 1)
     first, last = median(steady[:quarter]), median(steady[-quarter:])
     mib = 2**20
     figures(
         f"\nsoak: {soak.answered} answered in {seconds:.0f}s ({soak.answered / seconds:.0f} req/s,"
         f" {CLIENTS} clients), {soak.errors + burst.errors} errors; {answered} answered in all,"
-        f" {logged} rows logged; RSS {rss.samples[0] / mib:.0f} -> {rss.samples[-1] / mib:.0f} MiB"
+        f" {logged} rows logged; RSS {samples[0] / mib:.0f} -> {samples[-1] / mib:.0f} MiB"
         f" (steady first/last quartile medians {first / mib:.0f}/{last / mib:.0f} MiB,"
-        f" {len(rss.samples)} samples)"
+        f" {len(samples)} samples)"
     )
     assert soak.errors == 0 and burst.errors == 0
     assert soak.answered == SOAK_REQUESTS

@@ -149,8 +149,12 @@ def test_store_outages_neither_fail_requests_nor_lose_rows(
         server.stop()
     engine = prediction_store.connect(postgres.url)
     logged = prediction_store.count_predictions(engine)
+    window = prediction_store.read_predictions(engine)  # the monitor's read, on PostgreSQL
     engine.dispose()
     figures(f"store outages: 450 answered, {logged} rows logged, log stats {stats}")
     assert stats["written"] == stats["enqueued"] == 450 and stats["dropped"] == 0
     assert stats["write_errors"] <= 40  # retried on a backoff, not once per request
     assert logged == 450
+    assert len(window) == 450 and window["request_id"].is_unique
+    assert str(window["Contract"].dtype) == "category" and window["Contract"].notna().all()
+    assert window["churn_probability"].between(0, 1).all()

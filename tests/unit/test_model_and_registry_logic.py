@@ -8,13 +8,14 @@ import skops.io as sio
 
 from churnops import recipe
 from churnops.cleaning import clean_customers
+from churnops.contract import FEATURE_NAMES
 from churnops.evaluation import evaluate_scores
 from churnops.explain import field_importance, importance_figure
 from churnops.gate import decide_promotion
 from churnops.split import stratified_split
 from churnops.synthetic import generate_customers
 from registry.history import AliasEvent, champion_stack, parse_events, rollback_target
-from serving.champion import ChampionFollower, pinned_resolver
+from serving.champion import ChampionFollower, check_rows, pinned_resolver
 
 pytestmark = pytest.mark.unit
 
@@ -30,6 +31,29 @@ def test_recipes_learn_the_signal_and_stay_within_reviewed_types(split, name: st
     scores = recipe.churn_probability(model, split.holdout)
     assert evaluate_scores(recipe.labels(split.holdout), scores).metrics["roc_auc"] >= 0.78
     assert set(sio.get_untrusted_types(data=sio.dumps(model))) <= set(recipe.TRUSTED_TYPES)
+
+
+@pytest.mark.parametrize("name", recipe.RECIPES)
+def test_scorer_reproduces_the_pipeline_on_raw_rows(split, name: str) -> None:
+    model = recipe.train(split.train, name)
+    holdout = split.holdout.loc[:, list(FEATURE_NAMES)].copy()
+    holdout.loc[holdout.index[::5], "TotalCharges"] = np.nan
+    rows = holdout.astype(object).where(holdout.notna(), None).to_numpy().tolist()
+    score = recipe.scorer(model, check_rows())
+    np.testing.assert_allclose(score(rows), recipe.churn_probability(model, holdout), atol=1e-12)
+    # The boosting recipe gets the direct path; anything else the plain pipeline call.
+    direct = "_direct_boosting_scorer" in score.__qualname__
+    assert direct == (name == "hist_gradient_boosting")
+
+
+def test_a_fast_path_that_disagrees_with_the_pipeline_is_not_used(split, monkeypatch) -> None:
+    model = recipe.train(split.train, "hist_gradient_boosting")
+    monkeypatch.setattr(
+        recipe, "_direct_boosting_scorer", lambda m: lambda rows: np.full(len(rows), 0.5)
+    )
+    score = recipe.scorer(model, check_rows())
+    assert "plain" in score.__qualname__
+    assert not np.allclose(score(check_rows()), 0.5)
 
 
 def test_field_importance_ranks_signal_fields_above_noise(split) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import pandas as pd
 import pytest
 
 from churnops import prediction_store
@@ -21,6 +22,16 @@ def test_all_rows_are_written_in_batches_and_flushed_on_close() -> None:
     logger.close()
     assert sum(batches) == 1000
     assert logger.stats()["written"] == 1000 and logger.stats()["pending"] == 0
+
+
+def test_rows_logged_one_by_one_are_written_together() -> None:
+    """The writer wakes on its interval, not per request, so single rows share a write."""
+    calls: list[int] = []
+    logger = PredictionLogger(lambda rows: calls.append(len(rows)), flush_seconds=1.0)
+    for i in range(200):
+        logger.log([{"i": i}])
+    logger.close()
+    assert sum(calls) == 200 and len(calls) <= 2, calls
 
 
 def test_store_outage_keeps_rows_and_writes_them_later() -> None:
@@ -91,3 +102,30 @@ def test_prediction_store_round_trip_with_labels(tmp_path) -> None:
     labelled = prediction_store.labelled_records(engine)
     assert list(labelled["customerID"]) == ["c0", "c2"]
     assert list(labelled["Churn"]) == ["No", "Yes"]
+
+
+def test_served_log_rows_land_in_the_right_columns() -> None:
+    """The service logs plain tuples; their order must be the store's column order."""
+    from churnops.records import CustomerRecord, records_to_rows
+    from serving.schemas import ChurnPrediction
+    from serving.service import _log_rows
+
+    record = {**example_record(), "TotalCharges": None, "tenure": 7}
+    customer = CustomerRecord(**record)
+    prediction = ChurnPrediction(
+        request_id="abc",
+        customerID=record["customerID"],
+        churn_probability=0.25,
+        churn="No",
+        model_version="3",
+    )
+    engine = prediction_store.connect("sqlite://")
+    rows = _log_rows(records_to_rows([customer]), [prediction])
+    prediction_store.write_prediction_rows(engine, rows)
+    stored = prediction_store.read_predictions(engine).iloc[0]
+    assert stored["request_id"] == "abc" and stored["model_version"] == "3"
+    assert stored["customerID"] == record["customerID"]
+    assert stored["tenure"] == 7 and pd.isna(stored["TotalCharges"])
+    assert stored["Contract"] == record["Contract"]
+    assert stored["PaymentMethod"] == record["PaymentMethod"]
+    assert stored["churn_probability"] == 0.25 and stored["churn"] == "No"

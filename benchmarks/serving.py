@@ -1,0 +1,476 @@
+"""Serving benchmark: the same champion served by our Bento service, by `mlflow models serve`
+(the peer an MLflow user gets for free) and in-process (the limit), under wrk load.
+
+    python -m benchmarks.serving            # full run: 10 s per cell
+    python -m benchmarks.serving --smoke    # a few seconds per cell, to keep it working
+
+Every server runs as its own process on 127.0.0.1 and is loaded by wrk (a separate process)
+with one fixed request body per cell. Prints a markdown table and writes JSON + markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+
+import httpx
+import numpy as np
+from rich.console import Console
+from threadpoolctl import threadpool_limits
+
+from benchmarks.common import (
+    MIB,
+    RssSampler,
+    install_program,
+    machine,
+    markdown_table,
+    write_report,
+)
+from churnops.cleaning import clean_customers
+from churnops.contract import ID_COLUMN, RAW_COLUMNS, TARGET_COLUMN
+from churnops.processes import ManagedProcess, free_port
+from churnops.recipe import churn_probability, train
+from churnops.stack import REPO_ROOT
+from churnops.synthetic import generate_customers
+from registry.client import ChurnRegistry
+from registry.server import mlflow_server
+from registry.tracking import load_model, log_candidate
+
+BIN = Path(sys.executable).parent
+MODEL = "churn-bench"
+IN_PROCESS = "in-process predict_proba"
+console = Console(stderr=True)
+
+# wrk prints its figures as one JSON line when a run ends (latency in microseconds).
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = io.open(os.getenv("BODY_FILE")):read("*a")
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, '
+    .. '"errors": %d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.connect + e.read + e.write + e.status + e.timeout))
+end
+"""
+
+
+@dataclass(frozen=True)
+class Server:
+    """A way to serve the champion: how to start it and what a request looks like."""
+
+    name: str
+    route: str
+    body: Callable[[list[dict]], dict]
+    command: Callable[[int], list[str]]
+    env: dict[str, str]
+
+
+@dataclass
+class Cell:
+    server: str
+    rows_per_request: int
+    concurrency: int
+    requests_per_s: float
+    rows_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    rss_mib: float
+
+
+def register_champion(tracking_uri: str, train_rows: int) -> str:
+    """Train the production recipe on synthetic customers and make it `@champion`."""
+    customers = clean_customers(generate_customers(train_rows, seed=7), "synthetic").frame
+    model = train(customers)
+    logged = log_candidate(tracking_uri, "benchmark", "benchmark", model, {}, {})
+    registry = ChurnRegistry(tracking_uri, MODEL)
+    registry.ensure_model("benchmark model")
+    version = registry.register(logged.model_uri, logged.model_id, logged.run_id, tags={})
+    registry.promote(version, "benchmark")
+    return f"models:/{MODEL}/{version}"
+
+
+def request_records(count: int) -> list[dict]:
+    """Contract records as a client sends them (no label; a blank TotalCharges is null)."""
+    frame = generate_customers(count, seed=11).loc[:, list(RAW_COLUMNS)]
+    frame = frame.drop(columns=[TARGET_COLUMN]).astype(object)
+    frame = frame.where(frame.notna(), None)
+    records = frame.to_dict(orient="records")
+    for record in records:
+        record[ID_COLUMN] = str(record[ID_COLUMN])
+    return records
+
+
+def servers(tracking_uri: str, model_uri: str, state: Path) -> list[Server]:
+    path = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+    base = {**os.environ, "PATH": path, "MLFLOW_TRACKING_URI": tracking_uri}
+
+    def bento(logging: bool, workers: int = 1) -> dict[str, str]:
+        return {
+            **base,
+            "CHURNOPS_MLFLOW_TRACKING_URI": tracking_uri,
+            "CHURNOPS_MODEL_NAME": MODEL,
+            "CHURNOPS_HOME": str(state / f"bento-{logging}-{workers}"),
+            "CHURNOPS_PREDICTION_LOGGING": str(logging).lower(),
+            "CHURNOPS_SERVING_WORKERS": str(workers),
+            "BENTOML_HOME": str(state / "bentoml"),
+        }
+
+    def bento_command(port: int) -> list[str]:
+        return [
+            str(BIN / "bentoml"),
+            "serve",
+            "serving.service:ChurnService",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
+
+    def bento_body(records: list[dict]) -> dict:
+        return {"customer": records[0]} if len(records) == 1 else {"customers": records}
+
+    mlflow_command = [str(BIN / "mlflow"), "models", "serve", "-m", model_uri]
+    return [
+        Server("bento", "bento", bento_body, bento_command, bento(True)),
+        Server("bento (logging off)", "bento", bento_body, bento_command, bento(False)),
+        Server("bento (2 workers)", "bento", bento_body, bento_command, bento(True, 2)),
+        Server(
+            "mlflow models serve",
+            "/invocations",
+            lambda records: {"dataframe_records": records},
+            lambda port: [
+                *mlflow_command,
+                *("--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)),
+            ],
+            base,
+        ),
+    ]
+
+
+def route_for(server: Server, rows: int) -> str:
+    if server.route == "bento":
+        return "/predict" if rows == 1 else "/predict_batch"
+    return server.route
+
+
+def start(server: Server, port: int, log: Path, probe: dict) -> tuple[ManagedProcess, float]:
+    """Start the server; cold start is process start until the first 200 on a prediction."""
+    process = ManagedProcess(server.name, server.command(port), log, env=server.env, cwd=REPO_ROOT)
+    started = time.monotonic()
+    process.start()
+    url = f"http://127.0.0.1:{port}{route_for(server, 1)}"
+    deadline = started + 180
+    while time.monotonic() < deadline:
+        if not process.running:
+            raise RuntimeError(f"{server.name} exited:\n{process.log_tail()}")
+        try:
+            if httpx.post(url, json=probe, timeout=5).status_code == 200:
+                return process, time.monotonic() - started
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    process.stop()
+    raise RuntimeError(f"{server.name} never answered 200 on {url}:\n{process.log_tail()}")
+
+
+def run_wrk(wrk: str, url: str, body_file: Path, concurrency: int, seconds: float) -> dict:
+    script = body_file.with_suffix(".lua")
+    script.write_text(WRK_SCRIPT)
+    command = [
+        wrk,
+        f"-t{min(concurrency, 2)}",
+        f"-c{concurrency}",
+        f"-d{max(1, math.ceil(seconds))}s",
+        "--timeout",
+        "30s",
+        "-s",
+        str(script),
+        url,
+    ]
+    done = subprocess.run(  # noqa: S603
+        command,
+        env={**os.environ, "BODY_FILE": str(body_file)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure_server(
+    server: Server, wrk: str, records: list[dict], args: argparse.Namespace, work: Path
+) -> tuple[list[Cell], float]:
+    port = free_port()
+    process, cold_start = start(
+        server, port, work / f"{server.name.split()[0]}-{port}.log", server.body(records[:1])
+    )
+    cells = []
+    try:
+        for rows in args.rows:
+            body_file = work / f"body-{port}-{rows}.json"
+            body_file.write_text(json.dumps(server.body(records[:rows])))
+            url = f"http://127.0.0.1:{port}{route_for(server, rows)}"
+            run_wrk(wrk, url, body_file, max(args.concurrency), args.warmup)
+            for concurrency in args.concurrency:
+                console.log(f"{server.name}: {rows} row(s)/request, {concurrency} clients")
+                with RssSampler(process.proc.pid, interval=0.2) as rss:
+                    figures = run_wrk(wrk, url, body_file, concurrency, args.duration)
+                seconds = figures["duration_us"] / 1e6
+                per_s = figures["requests"] / seconds
+                cells.append(
+                    Cell(
+                        server.name,
+                        rows,
+                        concurrency,
+                        per_s,
+                        per_s * rows,
+                        figures["p50_us"] / 1000,
+                        figures["p99_us"] / 1000,
+                        figures["errors"],
+                        rss.peak / MIB,
+                    )
+                )
+    finally:
+        process.stop()
+    return cells, cold_start
+
+
+def in_process(model_uri: str, tracking_uri: str, records: list[dict], args) -> list[Cell]:
+    """The limit: `predict_proba` on a prepared frame in this process, no HTTP, no JSON."""
+    import pandas as pd
+
+    model = load_model(tracking_uri, model_uri)
+    cells = []
+    for rows, threads in itertools.product(args.rows, (None, 1)):
+        frame = pd.DataFrame(records[:rows]).astype({"TotalCharges": "float64"})
+        with threadpool_limits(limits=threads):
+            cells.append(_time_calls(partial(churn_probability, model, frame), rows, threads, args))
+    return cells
+
+
+def _time_calls(call: Callable[[], object], rows: int, threads: int | None, args) -> Cell:
+    warm_until = time.perf_counter() + args.warmup
+    while time.perf_counter() < warm_until:
+        call()
+    latencies = []
+    deadline = time.perf_counter() + args.duration
+    while time.perf_counter() < deadline:
+        started = time.perf_counter()
+        call()
+        latencies.append(time.perf_counter() - started)
+    per_s = len(latencies) / sum(latencies)
+    return Cell(
+        f"{IN_PROCESS} ({threads or os.cpu_count()} OpenMP threads)",
+        rows,
+        1,
+        per_s,
+        per_s * rows,
+        float(np.percentile(latencies, 50) * 1000),
+        float(np.percentile(latencies, 99) * 1000),
+        0,
+        RssSampler().sample() / MIB,
+    )
+
+
+def best_in_process(cells: list[Cell], rows: int) -> Cell | None:
+    """The limit: the faster of the in-process thread settings for this request size."""
+    mine = [c for c in cells if c.server.startswith(IN_PROCESS) and c.rows_per_request == rows]
+    return max(mine, key=lambda c: c.rows_per_s, default=None)
+
+
+def verdicts(cells: list[Cell]) -> dict[str, dict[str, object]]:
+    """The issue's targets, each with the figures it compares."""
+
+    def cell(server: str, rows: int, concurrency: int) -> Cell | None:
+        return next(
+            (
+                c
+                for c in cells
+                if (c.server, c.rows_per_request, c.concurrency) == (server, rows, concurrency)
+            ),
+            None,
+        )
+
+    top = max(c.concurrency for c in cells)
+    batch = max(c.rows_per_request for c in cells)
+    ours, peer = cell("bento", 1, top), cell("mlflow models serve", 1, top)
+    out: dict[str, dict[str, object]] = {}
+    if ours and peer:
+        ratio = ours.requests_per_s / peer.requests_per_s
+        out["single-record throughput >= 2x mlflow serve, p99 below"] = {
+            "ratio": round(ratio, 2),
+            "p99_ms": [round(ours.p99_ms, 1), round(peer.p99_ms, 1)],
+            "met": ratio >= 2 and ours.p99_ms < peer.p99_ms,
+        }
+    limit = best_in_process(cells, batch)
+    best = max(
+        (c.rows_per_s for c in cells if c.server == "bento" and c.rows_per_request == batch),
+        default=0.0,
+    )
+    if limit and batch > 1:
+        share = best / limit.rows_per_s
+        out[f"{batch}-record requests >= 30% of in-process rows/s"] = {
+            "share": round(share, 2),
+            "met": share >= 0.3,
+        }
+    costs = []
+    for c in cells:
+        off = cell("bento (logging off)", c.rows_per_request, c.concurrency)
+        if c.server == "bento" and off and off.requests_per_s:
+            costs.append(1 - c.requests_per_s / off.requests_per_s)
+    if costs:
+        out["prediction logging costs <= 10% of throughput in every cell"] = {
+            "worst_cost": round(max(costs), 3),
+            "mean_cost": round(sum(costs) / len(costs), 3),
+            "met": max(costs) <= 0.10,
+        }
+    errors = sum(c.errors for c in cells)
+    out["zero errors in every cell"] = {"errors": errors, "met": errors == 0}
+    return out
+
+
+def table(cells: list[Cell], cold: dict[str, float]) -> str:
+    def ratio(c: Cell, server: str) -> str:
+        if server == IN_PROCESS:
+            peer = best_in_process(cells, c.rows_per_request)
+        else:
+            peer = next(
+                (
+                    p
+                    for p in cells
+                    if (p.server, p.rows_per_request, p.concurrency)
+                    == (server, c.rows_per_request, c.concurrency)
+                ),
+                None,
+            )
+        return f"{c.rows_per_s / peer.rows_per_s:.2f}" if peer else ""
+
+    headers = [
+        "server",
+        "rows/req",
+        "clients",
+        "req/s",
+        "rows/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "RSS MiB",
+        "vs mlflow serve",
+        "vs in-process",
+    ]
+    rows = [
+        [
+            c.server,
+            c.rows_per_request,
+            c.concurrency,
+            c.requests_per_s,
+            c.rows_per_s,
+            c.p50_ms,
+            c.p99_ms,
+            c.errors,
+            c.rss_mib,
+            ratio(c, "mlflow models serve"),
+            ratio(c, IN_PROCESS),
+        ]
+        for c in cells
+    ]
+    cold_rows = [[name, seconds] for name, seconds in cold.items()]
+    return (
+        markdown_table(headers, rows)
+        + "\n\n"
+        + markdown_table(["server", "cold start s (process start → first 200)"], cold_rows)
+    )
+
+
+FULL = {
+    "duration": 10.0,
+    "warmup": 3.0,
+    "concurrency": "1,8,32",
+    "rows": "1,100",
+    "train_rows": 20_000,
+}
+SMOKE = {"duration": 1.0, "warmup": 1.0, "concurrency": "1,8", "rows": "1,10", "train_rows": 3_000}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, help="Seconds per cell (10; smoke 1).")
+    parser.add_argument("--warmup", type=float, help="Seconds before cells (3; smoke 1).")
+    parser.add_argument("--concurrency", help="Client connections (1,8,32; smoke 1,8).")
+    parser.add_argument("--rows", help="Records per request (1,100; smoke 1,10).")
+    parser.add_argument("--train-rows", type=int, help="Training rows (20000; smoke 3000).")
+    parser.add_argument(
+        "--servers", help="Comma-separated server names to run (default: all), e.g. bento"
+    )
+    parser.add_argument("--smoke", action="store_true", help="Tiny run that keeps this working.")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/serving.json"))
+    args = parser.parse_args(argv)
+    defaults = SMOKE if args.smoke else FULL
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    args.concurrency = [int(c) for c in str(args.concurrency).split(",")]
+    args.rows = [int(r) for r in str(args.rows).split(",")]
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, object]:
+    args = parse_args(argv)
+    wrk = install_program("wrk", ("wrk",))
+    with tempfile.TemporaryDirectory(prefix="churnops-bench-") as tmp:
+        work = Path(tmp)
+        with mlflow_server(
+            f"sqlite:///{work / 'mlflow.db'}",
+            str(work / "artifacts"),
+            "127.0.0.1",
+            free_port(),
+            work / "mlflow.log",
+        ) as mlflow:
+            tracking_uri = mlflow.health_url.removesuffix("/health")
+            console.log(f"training the champion on {args.train_rows:,} synthetic rows")
+            model_uri = register_champion(tracking_uri, args.train_rows)
+            records = request_records(max(args.rows))
+            cells: list[Cell] = []
+            cold: dict[str, float] = {}
+            chosen = set(args.servers.split(",")) if args.servers else None
+            for server in servers(tracking_uri, model_uri, work):
+                if chosen is not None and server.name not in chosen:
+                    continue
+                measured, cold[server.name] = measure_server(server, wrk, records, args, work)
+                cells += measured
+            cells += in_process(model_uri, tracking_uri, records, args)
+    report = {
+        "machine": machine(),
+        "settings": {k: v for k, v in vars(args).items() if k != "out"},
+        "cells": [asdict(c) for c in cells],
+        "cold_start_s": cold,
+        "targets": verdicts(cells),
+    }
+    rendered = table(cells, cold)
+    facts = ", ".join(f"{k}: {v}" for k, v in report["machine"].items())
+    targets = "\n".join(
+        f"- {'met' if v['met'] else 'NOT met'}: {name} {v}" for name, v in report["targets"].items()
+    )
+    text = f"Machine: {facts}\n\n{rendered}\n\nTargets:\n{targets}"
+    print(text)
+    write_report(args.out, report, text)
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""The serving benchmark at smoke size: real servers, real wrk, every cell filled and error-free.
+
+Figures are printed in the run's "figures" section, never judged here: speed is a benchmark's
+business (README "Performance" has the full table)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from churnops.stack import REPO_ROOT
+from tests.system import ensure_program
+
+pytestmark = [pytest.mark.integration, pytest.mark.benchmark]
+
+
+def test_serving_benchmark_smoke_fills_every_cell_without_errors(tmp_path: Path, figures) -> None:
+    ensure_program("wrk", ("wrk",))
+    out = tmp_path / "serving.json"
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "benchmarks.serving", "--smoke", "--out", str(out)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    cells = {(c["server"], c["rows_per_request"], c["concurrency"]): c for c in report["cells"]}
+    servers = ("bento", "bento (logging off)", "bento (2 workers)", "mlflow models serve")
+    expected = {(s, rows, c) for s in servers for rows in (1, 10) for c in (1, 8)}
+    assert expected <= set(cells)
+    for key in expected:
+        cell = cells[key]
+        assert cell["requests_per_s"] > 0, key
+        assert cell["errors"] == 0, key
+        assert cell["p99_ms"] >= cell["p50_ms"] > 0, key
+        assert cell["rss_mib"] > 50, key
+    assert {c["rows_per_request"] for c in report["cells"] if "in-process" in c["server"]} == {
+        1,
+        10,
+    }
+    assert set(report["cold_start_s"]) == set(servers)
+    assert all(seconds > 0 for seconds in report["cold_start_s"].values())
+    assert report["targets"]["zero errors in every cell"]["met"]
+    assert out.with_suffix(".md").read_text().startswith("Machine: ")
+    figures(out.with_suffix(".md").read_text())
