@@ -41,7 +41,7 @@ from churnops.cleaning import clean_customers
 from churnops.contract import ID_COLUMN, RAW_COLUMNS, TARGET_COLUMN
 from churnops.processes import ManagedProcess, free_port
 from churnops.recipe import churn_probability, train
-from churnops.stack import REPO_ROOT
+from churnops.stack import REPO_ROOT, bento_command
 from churnops.synthetic import generate_customers
 from registry.client import ChurnRegistry
 from registry.server import mlflow_server
@@ -73,7 +73,7 @@ class Server:
     """A way to serve the champion: how to start it and what a request looks like."""
 
     name: str
-    route: str
+    route: Callable[[int], str]  # path for a request of this many records
     body: Callable[[list[dict]], dict]
     command: Callable[[int], list[str]]
     env: dict[str, str]
@@ -119,8 +119,8 @@ def servers(tracking_uri: str, model_uri: str, state: Path) -> list[Server]:
     path = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
     base = {**os.environ, "PATH": path, "MLFLOW_TRACKING_URI": tracking_uri}
 
-    def bento(logging: bool, workers: int = 1) -> dict[str, str]:
-        return {
+    def bento(name: str, logging: bool = True, workers: int = 1) -> Server:
+        env = {
             **base,
             "CHURNOPS_MLFLOW_TRACKING_URI": tracking_uri,
             "CHURNOPS_MODEL_NAME": MODEL,
@@ -129,29 +129,24 @@ def servers(tracking_uri: str, model_uri: str, state: Path) -> list[Server]:
             "CHURNOPS_SERVING_WORKERS": str(workers),
             "BENTOML_HOME": str(state / "bentoml"),
         }
-
-    def bento_command(port: int) -> list[str]:
-        return [
-            str(BIN / "bentoml"),
-            "serve",
-            "serving.service:ChurnService",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ]
-
-    def bento_body(records: list[dict]) -> dict:
-        return {"customer": records[0]} if len(records) == 1 else {"customers": records}
+        return Server(
+            name,
+            lambda rows: "/predict" if rows == 1 else "/predict_batch",
+            lambda records: (
+                {"customer": records[0]} if len(records) == 1 else {"customers": records}
+            ),
+            lambda port: bento_command("127.0.0.1", port),
+            env,
+        )
 
     mlflow_command = [str(BIN / "mlflow"), "models", "serve", "-m", model_uri]
     return [
-        Server("bento", "bento", bento_body, bento_command, bento(True)),
-        Server("bento (logging off)", "bento", bento_body, bento_command, bento(False)),
-        Server("bento (2 workers)", "bento", bento_body, bento_command, bento(True, 2)),
+        bento("bento"),
+        bento("bento (logging off)", logging=False),
+        bento("bento (2 workers)", workers=2),
         Server(
             "mlflow models serve",
-            "/invocations",
+            lambda rows: "/invocations",
             lambda records: {"dataframe_records": records},
             lambda port: [
                 *mlflow_command,
@@ -162,18 +157,12 @@ def servers(tracking_uri: str, model_uri: str, state: Path) -> list[Server]:
     ]
 
 
-def route_for(server: Server, rows: int) -> str:
-    if server.route == "bento":
-        return "/predict" if rows == 1 else "/predict_batch"
-    return server.route
-
-
 def start(server: Server, port: int, log: Path, probe: dict) -> tuple[ManagedProcess, float]:
     """Start the server; cold start is process start until the first 200 on a prediction."""
     process = ManagedProcess(server.name, server.command(port), log, env=server.env, cwd=REPO_ROOT)
     started = time.monotonic()
     process.start()
-    url = f"http://127.0.0.1:{port}{route_for(server, 1)}"
+    url = f"http://127.0.0.1:{port}{server.route(1)}"
     deadline = started + 180
     while time.monotonic() < deadline:
         if not process.running:
@@ -224,7 +213,7 @@ def measure_server(
         for rows in args.rows:
             body_file = work / f"body-{port}-{rows}.json"
             body_file.write_text(json.dumps(server.body(records[:rows])))
-            url = f"http://127.0.0.1:{port}{route_for(server, rows)}"
+            url = f"http://127.0.0.1:{port}{server.route(rows)}"
             run_wrk(wrk, url, body_file, max(args.concurrency), args.warmup)
             for concurrency in args.concurrency:
                 console.log(f"{server.name}: {rows} row(s)/request, {concurrency} clients")

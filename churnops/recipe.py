@@ -137,6 +137,12 @@ def rows_to_frame(rows: Rows) -> pd.DataFrame:
     return frame
 
 
+def frame_to_rows(frame: pd.DataFrame) -> list[list[object]]:
+    """Rows of raw values in contract order, missing as None: the inverse of `rows_to_frame`."""
+    values = features(frame).astype(object)
+    return values.where(values.notna(), None).to_numpy().tolist()
+
+
 def scorer(model: Pipeline, check_rows: Rows) -> Scorer:
     """Churn probability for rows of raw values in contract order, as fast as the model allows.
 

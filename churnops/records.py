@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from churnops.contract import (
@@ -16,7 +15,6 @@ from churnops.contract import (
     FeatureSpec,
     example_record,
 )
-from churnops.recipe import rows_to_frame
 
 
 def _field(spec: FeatureSpec) -> tuple[Any, Any]:
@@ -65,8 +63,3 @@ CustomerRecord: type[BaseModel] = create_model(  # type: ignore[call-overload]
 def records_to_rows(records: Sequence[BaseModel]) -> list[list[object]]:
     """Raw values in contract order, the input of `recipe.scorer` (None is missing)."""
     return [[getattr(record, name) for name in FEATURE_NAMES] for record in records]
-
-
-def records_to_frame(records: Sequence[BaseModel]) -> pd.DataFrame:
-    """Feature frame in contract column order; blank TotalCharges becomes NaN."""
-    return rows_to_frame(records_to_rows(records))

@@ -26,6 +26,19 @@ run_queue:
 """
 
 
+def bento_command(host: str, port: int) -> list[str]:
+    """`bentoml serve` of the prediction service (run from the repository root)."""
+    return [
+        str(BIN / "bentoml"),
+        "serve",
+        "serving.service:ChurnService",
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+
+
 def service_env(settings: Settings) -> dict[str, str]:
     """Environment for child processes: the caller's, plus the resolved CHURNOPS_* addresses."""
     env = dict(os.environ)
@@ -106,15 +119,7 @@ class Stack:
         s = self.settings
         bento = self._process(
             "bento",
-            [
-                str(BIN / "bentoml"),
-                "serve",
-                "serving.service:ChurnService",
-                "--host",
-                s.host,
-                "--port",
-                str(s.bento_port),
-            ],
+            bento_command(s.host, s.bento_port),
             f"{s.bento_url}/healthz",
         )
         self._start(bento, timeout=180)

@@ -16,8 +16,7 @@ from datetime import UTC, datetime
 import numpy as np
 from sklearn.pipeline import Pipeline
 
-from churnops.contract import FEATURE_NAMES
-from churnops.recipe import Scorer, churn_probability, scorer
+from churnops.recipe import Scorer, churn_probability, frame_to_rows, scorer
 from churnops.signature import input_example
 from churnops.synthetic import generate_customers
 from registry.client import CHAMPION, ChurnRegistry
@@ -42,10 +41,9 @@ Loader = Callable[[str], Pipeline]
 def check_rows() -> list[list[object]]:
     """Varied contract rows (all kinds of customers, blank TotalCharges) that a fast scorer
     must score exactly as the pipeline does before it serves."""
-    frame = generate_customers(200, seed=2024).loc[:, list(FEATURE_NAMES)]
+    frame = generate_customers(200, seed=2024)
     frame.loc[frame.index[::7], "TotalCharges"] = None
-    frame = frame.astype(object).where(frame.notna(), None)
-    return frame.to_numpy().tolist()
+    return frame_to_rows(frame)
 
 
 def smoke_test(model: Pipeline) -> None:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from churnops.processes import ManagedProcess, free_port
-from churnops.stack import REPO_ROOT
+from churnops.stack import REPO_ROOT, bento_command
 from registry.server import mlflow_server
 
 BIN = Path(sys.executable).parent
@@ -78,15 +78,7 @@ def start_bento(
     }
     process = ManagedProcess(
         f"bento-{port}",
-        [
-            str(BIN / "bentoml"),
-            "serve",
-            "serving.service:ChurnService",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
+        bento_command("127.0.0.1", port),
         tmp_path / f"bento-{port}.log",
         health_url=f"http://127.0.0.1:{port}/healthz",
         env=env,

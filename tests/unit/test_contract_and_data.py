@@ -12,7 +12,8 @@ from pydantic import ValidationError
 
 from churnops.cleaning import clean_customers
 from churnops.contract import FEATURE_NAMES, RAW_COLUMNS, ContractError, example_record
-from churnops.records import CustomerRecord, records_to_frame
+from churnops.recipe import rows_to_frame
+from churnops.records import CustomerRecord, records_to_rows
 from churnops.sources import read_customer_file
 from churnops.synthetic import DriftSpec, generate_customers
 
@@ -47,7 +48,8 @@ def test_bad_records_name_the_offending_field(changes: dict, field: str) -> None
 
 
 def test_records_to_frame_keeps_contract_order_and_nan_for_blank() -> None:
-    frame = records_to_frame([CustomerRecord(**{**example_record(), "TotalCharges": None})])
+    record = CustomerRecord(**{**example_record(), "TotalCharges": None})
+    frame = rows_to_frame(records_to_rows([record]))
     assert tuple(frame.columns) == FEATURE_NAMES
     assert math.isnan(frame.loc[0, "TotalCharges"])
 

@@ -38,7 +38,7 @@ def test_scorer_reproduces_the_pipeline_on_raw_rows(split, name: str) -> None:
     model = recipe.train(split.train, name)
     holdout = split.holdout.loc[:, list(FEATURE_NAMES)].copy()
     holdout.loc[holdout.index[::5], "TotalCharges"] = np.nan
-    rows = holdout.astype(object).where(holdout.notna(), None).to_numpy().tolist()
+    rows = recipe.frame_to_rows(holdout)
     score = recipe.scorer(model, check_rows())
     np.testing.assert_allclose(score(rows), recipe.churn_probability(model, holdout), atol=1e-12)
     # The boosting recipe gets the direct path; anything else the plain pipeline call.
