@@ -38,8 +38,7 @@ from benchmarks.common import (
     stopwatch,
     write_report,
 )
-from churnops.processes import ManagedProcess, free_port
-from registry.server import mlflow_server
+from registry.server import local_mlflow_server
 
 # Dagster, MLflow and sklearn are imported inside the functions that run in the fresh processes,
 # so the parent (which only holds the MLflow server and samples its memory) stays small.
@@ -280,35 +279,21 @@ def run(sizes: tuple[int, ...], monitor_rows: int) -> dict[str, Any]:
     """Every size through the training job, then the monitor against the last size's champion."""
     with tempfile.TemporaryDirectory(prefix="churnops-bench-") as tmp:
         root = Path(tmp)
-        server = _mlflow(root)
+        tracking_uri, server = local_mlflow_server(root)
         with server:
             pipeline = []
             for rows in sizes:
                 workdir = root / f"run-{rows}"
                 workdir.mkdir()
                 with RssSampler(pid=server.proc.pid) as mlflow_rss:
-                    figures = _in_fresh_process(train_once, server_url(server), rows, str(workdir))
+                    figures = _in_fresh_process(train_once, tracking_uri, rows, str(workdir))
                 figures["mlflow_server_peak_rss_mib"] = mlflow_rss.peak / MIB
                 pipeline.append(figures)
             (root / "monitor").mkdir()
             monitor = _in_fresh_process(
-                monitor_once, server_url(server), pipeline[-1], monitor_rows, str(root / "monitor")
+                monitor_once, tracking_uri, pipeline[-1], monitor_rows, str(root / "monitor")
             )
     return {"machine": machine(), "pipeline": pipeline, "monitor": monitor}
-
-
-def _mlflow(root: Path) -> ManagedProcess:
-    return mlflow_server(
-        f"sqlite:///{root / 'mlflow.db'}",
-        str(root / "artifacts"),
-        "127.0.0.1",
-        free_port(),
-        root / "mlflow.log",
-    )
-
-
-def server_url(server: ManagedProcess) -> str:
-    return str(server.health_url).removesuffix("/health")
 
 
 def render(report: dict[str, Any]) -> str:

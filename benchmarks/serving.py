@@ -44,7 +44,7 @@ from churnops.recipe import churn_probability, train
 from churnops.stack import REPO_ROOT, bento_command
 from churnops.synthetic import generate_customers
 from registry.client import ChurnRegistry
-from registry.server import mlflow_server
+from registry.server import local_mlflow_server
 from registry.tracking import load_model, log_candidate
 
 BIN = Path(sys.executable).parent
@@ -423,14 +423,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     wrk = install_program("wrk", ("wrk",))
     with tempfile.TemporaryDirectory(prefix="churnops-bench-") as tmp:
         work = Path(tmp)
-        with mlflow_server(
-            f"sqlite:///{work / 'mlflow.db'}",
-            str(work / "artifacts"),
-            "127.0.0.1",
-            free_port(),
-            work / "mlflow.log",
-        ) as mlflow:
-            tracking_uri = mlflow.health_url.removesuffix("/health")
+        tracking_uri, mlflow = local_mlflow_server(work)
+        with mlflow:
             console.log(f"training the champion on {args.train_rows:,} synthetic rows")
             model_uri = register_champion(tracking_uri, args.train_rows)
             records = request_records(max(args.rows))

@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from churnops.processes import ManagedProcess
+from churnops.processes import ManagedProcess, free_port
 
 
 def mlflow_server(
@@ -47,3 +47,21 @@ def mlflow_server(
     return ManagedProcess(
         "mlflow", command, log_path, health_url=f"http://{host}:{port}/health", env=environ
     )
+
+
+def local_mlflow_server(
+    root: Path, port: int | None = None, env: dict[str, str] | None = None
+) -> tuple[str, ManagedProcess]:
+    """Its URL and an `mlflow server` on loopback holding everything under `root` (SQLite store,
+    local artifacts): what tests and benchmarks run against. The same `root` and `port` give
+    back a stopped server with all it held."""
+    port = port or free_port()
+    server = mlflow_server(
+        f"sqlite:///{root / 'mlflow.db'}",
+        str(root / "artifacts"),
+        "127.0.0.1",
+        port,
+        root / "mlflow.log",
+        env=env,
+    )
+    return f"http://127.0.0.1:{port}", server

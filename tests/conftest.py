@@ -14,7 +14,7 @@ import pytest
 
 from churnops.processes import ManagedProcess, free_port
 from churnops.stack import REPO_ROOT, bento_command
-from registry.server import mlflow_server
+from registry.server import local_mlflow_server
 
 BIN = Path(sys.executable).parent
 
@@ -23,33 +23,15 @@ def restartable_mlflow(root: Path) -> tuple[str, Callable[[], ManagedProcess]]:
     """The URL and a factory of an `mlflow server` on one fixed port and store, so a test can
     stop it (an outage) and start it again with everything it held."""
     port = free_port()
-
-    def server() -> ManagedProcess:
-        return mlflow_server(
-            f"sqlite:///{root / 'mlflow.db'}",
-            str(root / "artifacts"),
-            "127.0.0.1",
-            port,
-            root / "mlflow.log",
-        )
-
-    return f"http://127.0.0.1:{port}", server
+    return f"http://127.0.0.1:{port}", lambda: local_mlflow_server(root, port)[1]
 
 
 @pytest.fixture(scope="session")
 def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `mlflow server` (SQLite + proxied local artifacts) for the whole session."""
-    root = tmp_path_factory.mktemp("mlflow")
-    port = free_port()
-    server = mlflow_server(
-        f"sqlite:///{root / 'mlflow.db'}",
-        str(root / "artifacts"),
-        "127.0.0.1",
-        port,
-        root / "mlflow.log",
-    )
+    url, server = local_mlflow_server(tmp_path_factory.mktemp("mlflow"))
     with server:
-        yield f"http://127.0.0.1:{port}"
+        yield url
 
 
 @dataclass

@@ -6,20 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from registry.server import mlflow_server
+from registry.server import local_mlflow_server
 
 pytestmark = pytest.mark.unit
 
 
 def _server(tmp_path: Path, env: dict[str, str] | None = None):
-    return mlflow_server(
-        f"sqlite:///{tmp_path / 'mlflow.db'}",
-        str(tmp_path / "artifacts"),
-        "127.0.0.1",
-        5999,
-        tmp_path / "mlflow.log",
-        env=env,
-    )
+    return local_mlflow_server(tmp_path, 5999, env)[1]
 
 
 def test_server_proxies_artifacts_and_skips_the_genai_job_runner(tmp_path: Path) -> None:
