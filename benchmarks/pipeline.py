@@ -38,7 +38,7 @@ from benchmarks.common import (
     stopwatch,
     write_report,
 )
-from registry.server import local_mlflow_server
+from launcher.mlflow_server import local_mlflow_server
 
 # Dagster, MLflow and sklearn are imported inside the functions that run in the fresh processes,
 # so the parent (which only holds the MLflow server and samples its memory) stays small.
@@ -173,9 +173,9 @@ def train_once(tracking_uri: str, rows: int, workdir: str) -> dict[str, Any]:
 def logged_predictions(model: Any, rows: int, version: str, seed: int) -> pd.DataFrame:
     """`rows` predictions as the service logs them: customers with mild drift, scored by the
     champion, one millisecond apart."""
-    from churnops import recipe
     from churnops.contract import ID_COLUMN, TARGET_COLUMN
-    from churnops.synthetic import DriftSpec, generate_customers
+    from churnops.data.synthetic import DriftSpec, generate_customers
+    from churnops.model import recipe
 
     customers = generate_customers(rows, seed=seed, drift=DriftSpec(tenure_scale=0.8))
     scores = recipe.churn_probability(model, customers)
@@ -213,7 +213,7 @@ def feedback_for(logged: pd.DataFrame, seed: int) -> pd.DataFrame:
 
 def fill_store(db_path: Path, logged: pd.DataFrame, labels: pd.DataFrame) -> None:
     """Bulk insert through sqlite3 (setup, not measured; the service writes in small batches)."""
-    from churnops import prediction_store as store
+    from churnops.monitoring import prediction_store as store
 
     store.connect(f"sqlite:///{db_path}").dispose()
     with sqlite3.connect(db_path) as connection:
@@ -224,9 +224,9 @@ def fill_store(db_path: Path, logged: pd.DataFrame, labels: pd.DataFrame) -> Non
 def monitor_once(tracking_uri: str, champion: dict[str, Any], rows: int, workdir: str) -> dict:
     """The drift sensor's work on one window of `rows` logged predictions (in a fresh process):
     load the champion's reference, read the window, compute the statistics and the decision."""
-    from churnops import prediction_store as store
     from churnops.contract import TARGET_COLUMN
-    from churnops.drift import build_report, decide_retrain
+    from churnops.monitoring import prediction_store as store
+    from churnops.monitoring.drift import build_report, decide_retrain
     from churnops.settings import Settings
     from orchestration.definitions import build_resources
     from registry.tracking import load_model, load_reference

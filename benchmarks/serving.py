@@ -37,14 +37,14 @@ from benchmarks.common import (
     markdown_table,
     write_report,
 )
-from churnops.cleaning import clean_customers
 from churnops.contract import ID_COLUMN, RAW_COLUMNS, TARGET_COLUMN
-from churnops.processes import ManagedProcess, free_port
-from churnops.recipe import churn_probability, train
-from churnops.stack import REPO_ROOT, bento_command
-from churnops.synthetic import generate_customers
+from churnops.data.cleaning import clean_customers
+from churnops.data.synthetic import generate_customers
+from churnops.model.recipe import churn_probability, train
+from launcher.mlflow_server import local_mlflow_server
+from launcher.processes import ManagedProcess, free_port
+from launcher.stack import REPO_ROOT, bento_command
 from registry.client import ChurnRegistry
-from registry.server import local_mlflow_server
 from registry.tracking import load_model, log_candidate
 
 BIN = Path(sys.executable).parent

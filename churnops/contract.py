@@ -15,6 +15,8 @@ MAX_ID_LENGTH = 64
 TARGET_COLUMN = "Churn"
 TARGET_POSITIVE = "Yes"
 TARGET_VALUES = ("No", "Yes")
+# Probability at or above which a customer is labelled a churner (served `churn` field, F1).
+DECISION_THRESHOLD = 0.5
 
 YES_NO = ("No", "Yes")
 INTERNET_ADDON = ("No", "Yes", "No internet service")

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from churnops.recipe import Recipe
+from churnops.model.recipe import Recipe
 
 ENV_PREFIX = "CHURNOPS_"
 

@@ -5,11 +5,11 @@ import pandas as pd
 from pydantic import Field
 from sqlalchemy import Engine
 
-from churnops import prediction_store
-from churnops.drift import DriftThresholds
-from churnops.recipe import Recipe
-from churnops.sources import read_customer_file
-from churnops.synthetic import DriftSpec, generate_customers
+from churnops.data.sources import read_customer_file
+from churnops.data.synthetic import DriftSpec, generate_customers
+from churnops.model.recipe import Recipe
+from churnops.monitoring import prediction_store
+from churnops.monitoring.drift import DriftThresholds
 from registry.client import ChurnRegistry
 
 

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 import dagster as dg
 import pandas as pd
 
-from churnops import prediction_store as store
-from churnops.drift import DriftThresholds, build_report, decide_retrain
+from churnops.monitoring import prediction_store as store
+from churnops.monitoring.drift import DriftThresholds, build_report, decide_retrain
 from orchestration.resources import MlflowRegistry, MonitorPolicy, PredictionStore
 from registry.tracking import load_reference
 

@@ -21,8 +21,8 @@ from mlflow.types import Schema
 from sklearn.pipeline import Pipeline
 
 from churnops.contract import TARGET_COLUMN as TARGET
-from churnops.recipe import TRUSTED_TYPES
-from churnops.signature import input_example, model_signature
+from churnops.model.recipe import TRUSTED_TYPES
+from registry.signature import input_example, model_signature
 
 MODEL_ARTIFACT = "model"
 SCHEMA_SAMPLE_ROWS = 10_000

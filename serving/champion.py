@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 import numpy as np
 from sklearn.pipeline import Pipeline
 
-from churnops.recipe import Scorer, churn_probability, frame_to_rows, scorer
-from churnops.signature import input_example
-from churnops.synthetic import generate_customers
+from churnops.data.synthetic import generate_customers
+from churnops.model.recipe import Scorer, churn_probability, frame_to_rows, scorer
 from registry.client import CHAMPION, ChurnRegistry
+from registry.signature import input_example
 from registry.tracking import load_model
 
 log = logging.getLogger(__name__)

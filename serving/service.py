@@ -16,8 +16,8 @@ from pydantic import Field
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import JSONResponse
 
-from churnops import prediction_store
-from churnops.evaluation import DECISION_THRESHOLD
+from churnops.contract import DECISION_THRESHOLD
+from churnops.monitoring import prediction_store
 from churnops.records import CustomerRecord, records_to_rows
 from churnops.settings import Settings
 from registry.client import ChurnRegistry

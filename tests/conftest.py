@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from churnops.processes import ManagedProcess, free_port
-from churnops.stack import REPO_ROOT, bento_command
-from registry.server import local_mlflow_server
+from launcher.mlflow_server import local_mlflow_server
+from launcher.processes import ManagedProcess, free_port
+from launcher.stack import REPO_ROOT, bento_command
 
 BIN = Path(sys.executable).parent
 

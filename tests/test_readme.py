@@ -7,7 +7,7 @@ import re
 import pytest
 
 from churnops.settings import ENV_PREFIX, Settings
-from churnops.stack import REPO_ROOT
+from launcher.stack import REPO_ROOT
 
 pytestmark = pytest.mark.unit
 

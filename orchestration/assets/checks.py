@@ -5,8 +5,8 @@ from collections.abc import Callable
 import dagster as dg
 import pandas as pd
 
-from churnops import quality
-from churnops.quality import QualityResult
+from churnops.data import quality
+from churnops.data.quality import QualityResult
 from orchestration.assets.features import clean_customers
 
 

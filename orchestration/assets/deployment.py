@@ -2,13 +2,13 @@
 
 import dagster as dg
 
-from churnops import recipe
-from churnops.evaluation import evaluate_scores
-from churnops.gate import decide_promotion
-from churnops.provenance import git_revision
-from churnops.split import Split
+from churnops.data.split import Split
+from churnops.model import recipe
+from churnops.model.evaluation import evaluate_scores
+from churnops.model.gate import decide_promotion
 from orchestration.assets.training import TrainedCandidate
 from orchestration.metadata import platform_asset
+from orchestration.provenance import git_revision
 from orchestration.resources import MlflowRegistry, TrainingPolicy
 from registry.tracking import load_model, version_url
 

@@ -3,10 +3,10 @@
 import dagster as dg
 import pandas as pd
 
-from churnops.cleaning import clean_customers as clean
 from churnops.contract import RAW_COLUMNS, TARGET_COLUMN, TARGET_POSITIVE
-from churnops.fingerprint import frame_fingerprint
-from churnops.split import Split, stratified_split
+from churnops.data.cleaning import clean_customers as clean
+from churnops.data.fingerprint import frame_fingerprint
+from churnops.data.split import Split, stratified_split
 from orchestration.metadata import frame_preview, platform_asset
 from orchestration.resources import CustomerSource, TrainingPolicy
 

@@ -8,10 +8,10 @@ import mlflow
 from matplotlib.figure import Figure
 from pydantic import Field
 
-from churnops import prediction_store as store
-from churnops.drift import DriftReport, build_report, decide_retrain
-from churnops.evaluation import drift_figure
+from churnops.monitoring import prediction_store as store
+from churnops.monitoring.drift import DriftReport, build_report, decide_retrain
 from orchestration.metadata import figure_markdown, platform_asset
+from orchestration.plots import drift_figure
 from orchestration.resources import MlflowRegistry, MonitorPolicy, PredictionStore
 from registry.tracking import load_reference, run_url
 

@@ -6,14 +6,15 @@ import dagster as dg
 from pydantic import Field
 from sklearn.pipeline import Pipeline
 
-from churnops import recipe
-from churnops.drift import reference_sample
-from churnops.evaluation import evaluate_scores, evaluation_figures
-from churnops.explain import field_importance, importance_figure
-from churnops.fingerprint import frame_fingerprint
-from churnops.provenance import git_revision
-from churnops.split import Split
+from churnops.data.fingerprint import frame_fingerprint
+from churnops.data.split import Split
+from churnops.model import recipe
+from churnops.model.evaluation import evaluate_scores
+from churnops.model.importance import field_importance
+from churnops.monitoring.drift import reference_sample
 from orchestration.metadata import figure_markdown, platform_asset
+from orchestration.plots import evaluation_figures, importance_figure
+from orchestration.provenance import git_revision
 from orchestration.resources import MlflowRegistry, TrainingPolicy
 from registry.tracking import log_candidate, log_metrics_and_figures, log_reference, run_url
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from churnops.stack import REPO_ROOT
+from launcher.stack import REPO_ROOT
 from tests.system import ensure_program
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from churnops.stack import REPO_ROOT
+from launcher.stack import REPO_ROOT
 from orchestration.executors import STEP_CONTAINER_LABEL
 
 DEPLOY = REPO_ROOT / "deploy" / "docker"

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from churnops.settings import Settings
-from churnops.stack import REPO_ROOT, launch_training
+from launcher.stack import REPO_ROOT, launch_training
 from orchestration.jobs import train_and_promote
 from tests.conftest import free_port
 from tests.containers.docker import (

@@ -32,7 +32,7 @@ from dagster_k8s.job import (
 )
 
 from churnops.settings import ENV_PREFIX, Settings
-from churnops.stack import REPO_ROOT
+from launcher.stack import REPO_ROOT
 
 pytestmark = pytest.mark.deploy
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from churnops.stack import REPO_ROOT
+from launcher.stack import REPO_ROOT
 from tests.conftest import free_port
 
 BIN = Path(sys.executable).parent

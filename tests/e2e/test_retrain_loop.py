@@ -11,7 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from churnops.contract import example_record
-from churnops.simulator import simulate
+from launcher.simulator import simulate
 from registry.client import ChurnRegistry
 from tests.e2e.stack import RunningStack, start_stack
 

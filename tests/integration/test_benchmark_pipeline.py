@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from churnops.stack import REPO_ROOT
+from launcher.stack import REPO_ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.benchmark]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from churnops import recipe
-from churnops.cleaning import clean_customers
-from churnops.cli import app
-from churnops.synthetic import generate_customers
+from churnops.data.cleaning import clean_customers
+from churnops.data.synthetic import generate_customers
+from churnops.model import recipe
+from launcher.cli import app
 from registry.client import ChurnRegistry
 from registry.tracking import log_candidate
 from tests.conftest import free_port

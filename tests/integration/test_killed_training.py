@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from churnops.stack import REPO_ROOT
+from launcher.stack import REPO_ROOT
 from registry.client import CHALLENGER, CHAMPION, ChurnRegistry
 from tests.conftest import BIN
 from tests.integration.pipeline import materialize_pipeline

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from benchmarks.common import RssTimeline
-from churnops import prediction_store
 from churnops.contract import example_record
+from churnops.monitoring import prediction_store
 from tests.conftest import start_bento, wait_ready
 from tests.integration.pipeline import materialize_pipeline
 

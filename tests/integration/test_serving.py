@@ -11,10 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from churnops import recipe
-from churnops.cleaning import clean_customers
 from churnops.contract import example_record
-from churnops.synthetic import generate_customers
+from churnops.data.cleaning import clean_customers
+from churnops.data.synthetic import generate_customers
+from churnops.model import recipe
 from registry.client import ChurnRegistry
 from registry.tracking import log_candidate
 from tests.conftest import start_bento, wait_ready

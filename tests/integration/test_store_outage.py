@@ -19,8 +19,8 @@ import httpx
 import pytest
 import sqlalchemy
 
-from churnops import prediction_store
 from churnops.contract import example_record
+from churnops.monitoring import prediction_store
 from tests.conftest import BentoServer, free_port, start_bento, wait_ready
 from tests.integration.pipeline import materialize_pipeline
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churnops.synthetic import generate_customers
+from churnops.data.synthetic import generate_customers
 from registry.client import ChurnRegistry
 from tests.integration.pipeline import materialize_pipeline
 

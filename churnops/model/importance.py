@@ -6,14 +6,8 @@ user-readable plot, and a field the model ignores shows as ~0.
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 from sklearn.inspection import permutation_importance
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
@@ -45,13 +39,3 @@ def field_importance(
         )
     importance = pd.Series(result.importances_mean, index=list(FEATURE_NAMES), name="auc_drop")
     return importance.sort_values(ascending=False)
-
-
-def importance_figure(importance: pd.Series, top: int = 12) -> Figure:
-    shown = importance.head(top)
-    fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=100)
-    ax.barh(shown.index, shown.to_numpy(), color="tab:blue")
-    ax.invert_yaxis()
-    ax.set(xlabel="ROC AUC lost when shuffled", title="Feature importance (permutation)")
-    fig.tight_layout()
-    return fig

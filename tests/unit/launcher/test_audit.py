@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from churnops.stack import REPO_ROOT
+from launcher.stack import REPO_ROOT
 
 pytestmark = pytest.mark.unit
 

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from churnops import prediction_store
 from churnops.contract import FEATURES, example_record
-from churnops.prediction_store import CATEGORICAL_SPECS, unpack_categories
+from churnops.monitoring import prediction_store
+from churnops.monitoring.prediction_store import CATEGORICAL_SPECS, unpack_categories
 
 pytestmark = pytest.mark.unit
 

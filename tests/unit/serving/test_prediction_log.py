@@ -7,8 +7,8 @@ import threading
 import pandas as pd
 import pytest
 
-from churnops import prediction_store
 from churnops.contract import example_record
+from churnops.monitoring import prediction_store
 from serving.prediction_log import PredictionLogger
 
 pytestmark = pytest.mark.unit

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from churnops.cli import app
+from launcher.cli import app
 
 pytestmark = pytest.mark.unit
 

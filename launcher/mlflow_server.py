@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from churnops.processes import ManagedProcess, free_port
+from launcher.processes import ManagedProcess, free_port
 
 
 def mlflow_server(

@@ -1,8 +1,8 @@
-"""Holdout metrics and the plots people look at (ROC, PR, calibration, confusion matrix)."""
+"""The plots people look at, drawn from the domain's results: evaluation curves, feature
+importance and drift per feature. Only orchestration draws; the domain core stays free of
+matplotlib so serving never loads it."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import matplotlib
 
@@ -10,47 +10,14 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.calibration import calibration_curve
-from sklearn.metrics import (
-    accuracy_score,
-    average_precision_score,
-    brier_score_loss,
-    confusion_matrix,
-    f1_score,
-    log_loss,
-    precision_recall_curve,
-    roc_auc_score,
-    roc_curve,
-)
+from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
-from churnops.drift import DriftReport
-
-DECISION_THRESHOLD = 0.5
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    y_true: np.ndarray
-    y_score: np.ndarray
-    metrics: dict[str, float]
-
-
-def evaluate_scores(y_true: np.ndarray, y_score: np.ndarray) -> Evaluation:
-    """Threshold-free ranking metrics plus F1/accuracy at the serving threshold."""
-    if len(np.unique(y_true)) < 2:
-        raise ValueError("holdout must contain both churners and non-churners")
-    y_pred = (y_score >= DECISION_THRESHOLD).astype(int)
-    metrics = {
-        "roc_auc": float(roc_auc_score(y_true, y_score)),
-        "pr_auc": float(average_precision_score(y_true, y_score)),
-        "f1": float(f1_score(y_true, y_pred)),
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "brier": float(brier_score_loss(y_true, y_score)),
-        "log_loss": float(log_loss(y_true, np.clip(y_score, 1e-7, 1 - 1e-7))),
-        "holdout_rows": float(len(y_true)),
-    }
-    return Evaluation(y_true=y_true, y_score=y_score, metrics=metrics)
+from churnops.contract import DECISION_THRESHOLD
+from churnops.model.evaluation import Evaluation
+from churnops.monitoring.drift import DriftReport
 
 
 def _figure() -> tuple[Figure, plt.Axes]:
@@ -126,5 +93,15 @@ def drift_figure(report: DriftReport) -> Figure:
     ax.set(xlabel="Population stability index", title="Drift per feature (red = drifted)")
     ax.invert_yaxis()
     ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def importance_figure(importance: pd.Series, top: int = 12) -> Figure:
+    shown = importance.head(top)
+    fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=100)
+    ax.barh(shown.index, shown.to_numpy(), color="tab:blue")
+    ax.invert_yaxis()
+    ax.set(xlabel="ROC AUC lost when shuffled", title="Feature importance (permutation)")
     fig.tight_layout()
     return fig

@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churnops.cleaning import clean_customers
 from churnops.contract import TARGET_COLUMN
-from churnops.drift import (
+from churnops.data.cleaning import clean_customers
+from churnops.data.synthetic import DriftSpec, generate_customers
+from churnops.monitoring.drift import (
     SCORE_COLUMN,
     DriftThresholds,
     build_report,
@@ -18,7 +19,6 @@ from churnops.drift import (
     numeric_drift,
     psi,
 )
-from churnops.synthetic import DriftSpec, generate_customers
 
 pytestmark = pytest.mark.unit
 

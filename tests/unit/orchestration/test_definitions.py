@@ -5,8 +5,8 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from churnops.cleaning import clean_customers as clean
-from churnops.synthetic import generate_customers
+from churnops.data.cleaning import clean_customers as clean
+from churnops.data.synthetic import generate_customers
 from orchestration.assets.checks import CLEAN_CUSTOMER_CHECKS
 from orchestration.assets.features import clean_customers, customer_split
 from orchestration.definitions import defs

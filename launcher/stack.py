@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from churnops.processes import ManagedProcess, ProcessFailed, wait_for_http
 from churnops.settings import ENV_PREFIX, Settings
+from launcher.processes import ManagedProcess, ProcessFailed, wait_for_http
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -74,7 +74,7 @@ class Stack:
         process.start(timeout=timeout)
 
     def start_mlflow(self) -> None:
-        from registry.server import mlflow_server
+        from launcher.mlflow_server import mlflow_server
 
         s = self.settings
         server = mlflow_server(

@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from churnops.cleaning import clean_customers
 from churnops.contract import FEATURE_NAMES, RAW_COLUMNS, ContractError, example_record
-from churnops.recipe import rows_to_frame
+from churnops.data.cleaning import clean_customers
+from churnops.data.sources import read_customer_file
+from churnops.data.synthetic import DriftSpec, generate_customers
+from churnops.model.recipe import rows_to_frame
 from churnops.records import CustomerRecord, records_to_rows
-from churnops.sources import read_customer_file
-from churnops.synthetic import DriftSpec, generate_customers
 
 pytestmark = pytest.mark.unit
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from registry.server import local_mlflow_server
+from launcher.mlflow_server import local_mlflow_server
 
 pytestmark = pytest.mark.unit
 

@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 import skops.io as sio
 
-from churnops import recipe
-from churnops.cleaning import clean_customers
 from churnops.contract import FEATURE_NAMES
-from churnops.evaluation import evaluate_scores
-from churnops.explain import field_importance, importance_figure
-from churnops.gate import decide_promotion
-from churnops.split import stratified_split
-from churnops.synthetic import generate_customers
+from churnops.data.cleaning import clean_customers
+from churnops.data.split import stratified_split
+from churnops.data.synthetic import generate_customers
+from churnops.model import recipe
+from churnops.model.evaluation import evaluate_scores
+from churnops.model.gate import decide_promotion
+from churnops.model.importance import field_importance
+from orchestration.plots import importance_figure
 from registry.history import AliasEvent, champion_stack, parse_events, rollback_target
 from serving.champion import ChampionFollower, check_rows, pinned_resolver
 

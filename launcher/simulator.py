@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from churnops.contract import FEATURES, ID_COLUMN, TARGET_COLUMN
-from churnops.synthetic import DriftSpec, generate_customers
+from churnops.data.synthetic import DriftSpec, generate_customers
 
 # A market shift: pricier plans, newer customers, fewer monthly contracts, and long contracts
 # no longer protecting against churn (the old model's strongest signal turns wrong).

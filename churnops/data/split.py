@@ -8,7 +8,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from churnops.contract import TARGET_COLUMN, TARGET_POSITIVE
-from churnops.fingerprint import frame_fingerprint
+from churnops.data.fingerprint import frame_fingerprint
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from churnops.cleaning import clean_customers
 from churnops.contract import TARGET_COLUMN
-from churnops.drift import SCORE_COLUMN, DriftThresholds
-from churnops.synthetic import DriftSpec, generate_customers
+from churnops.data.cleaning import clean_customers
+from churnops.data.synthetic import DriftSpec, generate_customers
+from churnops.monitoring.drift import SCORE_COLUMN, DriftThresholds
 from orchestration.sensors import assess_window
 
 pytestmark = pytest.mark.unit

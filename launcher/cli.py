@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from churnops.processes import ProcessFailed
 from churnops.settings import Settings
+from launcher.processes import ProcessFailed
 
 app = typer.Typer(
     help="churnops: churn prediction with Dagster, MLflow and BentoML.",
@@ -35,7 +35,7 @@ def up(
     ] = True,
 ) -> None:
     """Start MLflow, Dagster (webserver + daemon) and the Bento API on loopback; Ctrl-C stops."""
-    from churnops.stack import Stack, launch_training
+    from launcher.stack import Stack, launch_training
 
     settings = Settings()
     stack = Stack(settings)
@@ -97,7 +97,7 @@ def simulate(
     """Send realistic (optionally drifted) traffic and delayed labels to the prediction API."""
     from rich.progress import Progress
 
-    from churnops.simulator import simulate as run_simulation
+    from launcher.simulator import simulate as run_simulation
 
     base_url = url or Settings().bento_url
     with Progress(console=console) as progress:
@@ -173,7 +173,7 @@ def status() -> None:
 
 def _services_table(settings: Settings) -> Table:
     """Each service's address and whether it answers; the prediction API says what it serves."""
-    from churnops.health import probe_services
+    from launcher.health import probe_services
 
     table = Table("service", "address", "state", title="services")
     for probe in probe_services(settings):

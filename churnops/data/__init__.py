@@ -1,0 +1,1 @@
+"""Customer data: sources, cleaning, quality checks, the split, fingerprints, the demo generator."""

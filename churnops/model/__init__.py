@@ -1,0 +1,1 @@
+"""Model recipes, scoring, evaluation metrics, importance and the promotion gate."""

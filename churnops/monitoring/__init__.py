@@ -1,0 +1,1 @@
+"""Drift and live-quality statistics, and the prediction store they read."""

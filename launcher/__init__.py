@@ -1,0 +1,1 @@
+"""The launcher: CLI, local stack, process management, health probes, simulator, MLflow server."""
