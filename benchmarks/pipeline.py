@@ -165,7 +165,7 @@ def train_once(tracking_uri: str, rows: int, workdir: str) -> dict[str, Any]:
         "roc_auc": result.output_for_node("candidate_evaluation")["roc_auc"],
         "model_name": settings.model_name,
         "champion_version": result.output_for_node("champion_version"),
-        "champion_run_id": candidate.run_id,
+        "champion_run_id": candidate.run.run_id,
         "steps": steps,
     }
 
@@ -175,10 +175,10 @@ def logged_predictions(model: Any, rows: int, version: str, seed: int) -> pd.Dat
     champion, one millisecond apart."""
     from churnops.contract import ID_COLUMN, TARGET_COLUMN
     from churnops.data.synthetic import DriftSpec, generate_customers
-    from churnops.model import recipe
+    from churnops.model import scoring
 
     customers = generate_customers(rows, seed=seed, drift=DriftSpec(tenure_scale=0.8))
-    scores = recipe.churn_probability(model, customers)
+    scores = scoring.churn_probability(model, customers)
     logged = customers.drop(columns=[TARGET_COLUMN]).astype(
         {c: str for c in customers.select_dtypes("category").columns if c != TARGET_COLUMN}
     )
@@ -229,14 +229,17 @@ def monitor_once(tracking_uri: str, champion: dict[str, Any], rows: int, workdir
     from churnops.monitoring.drift import build_report, decide_retrain
     from churnops.settings import Settings
     from orchestration.definitions import build_resources
-    from registry.tracking import load_model, load_reference
+    from registry.mlflow_registry import MlflowModelRegistry
 
     db_path = Path(workdir) / "predictions.db"
     with _progress() as progress:
         progress.add_task(f"monitor: logging {rows:,} predictions (setup)")
-        model_uri = f"models:/{champion['model_name']}/{champion['champion_version']}"
+        registry = MlflowModelRegistry(tracking_uri, champion["model_name"], "benchmark")
         logged = logged_predictions(
-            load_model(tracking_uri, model_uri), rows, champion["champion_version"], SEED + 1
+            registry.load_model(champion["champion_version"]),
+            rows,
+            champion["champion_version"],
+            SEED + 1,
         )
         fill_store(db_path, logged, feedback_for(logged, SEED + 2))
         del logged
@@ -246,7 +249,7 @@ def monitor_once(tracking_uri: str, champion: dict[str, Any], rows: int, workdir
         progress.add_task(f"monitor: window of {rows:,} predictions")
         with stopwatch() as total:
             with stopwatch() as reference_time:
-                reference = load_reference(tracking_uri, champion["champion_run_id"])
+                reference = registry.load_reference(champion["champion_run_id"])
             with stopwatch() as read_time:
                 window = store.read_predictions(resources["prediction_store"].engine(), 0.0)
             with stopwatch() as statistics_time:

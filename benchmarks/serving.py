@@ -40,12 +40,12 @@ from benchmarks.common import (
 from churnops.contract import ID_COLUMN, RAW_COLUMNS, TARGET_COLUMN
 from churnops.data.cleaning import clean_customers
 from churnops.data.synthetic import generate_customers
-from churnops.model.recipe import churn_probability, train
+from churnops.model.recipes import train
+from churnops.model.scoring import churn_probability
 from launcher.mlflow_server import local_mlflow_server
 from launcher.processes import ManagedProcess, free_port
 from launcher.stack import REPO_ROOT, bento_command
-from registry.client import ChurnRegistry
-from registry.tracking import load_model, log_candidate
+from registry.mlflow_registry import MlflowModelRegistry
 
 BIN = Path(sys.executable).parent
 MODEL = "churn-bench"
@@ -95,13 +95,13 @@ class Cell:
 def register_champion(tracking_uri: str, train_rows: int) -> str:
     """Train the production recipe on synthetic customers and make it `@champion`."""
     customers = clean_customers(generate_customers(train_rows, seed=7), "synthetic").frame
-    model = train(customers)
-    logged = log_candidate(tracking_uri, "benchmark", "benchmark", model, {}, {})
-    registry = ChurnRegistry(tracking_uri, MODEL)
+    model = train(customers, "hist_gradient_boosting", seed=42)
+    registry = MlflowModelRegistry(tracking_uri, MODEL, "benchmark")
+    logged = registry.log_candidate("benchmark", model, {}, {})
     registry.ensure_model("benchmark model")
-    version = registry.register(logged.model_uri, logged.model_id, logged.run_id, tags={})
+    version = registry.register(logged, tags={})
     registry.promote(version, "benchmark")
-    return f"models:/{MODEL}/{version}"
+    return registry.model_uri(version)
 
 
 def request_records(count: int) -> list[dict]:
@@ -243,7 +243,7 @@ def in_process(model_uri: str, tracking_uri: str, records: list[dict], args) -> 
     """The limit: `predict_proba` on a prepared frame in this process, no HTTP, no JSON."""
     import pandas as pd
 
-    model = load_model(tracking_uri, model_uri)
+    model = MlflowModelRegistry(tracking_uri, MODEL, "benchmark").load_model(model_uri)
     cells = []
     for rows, threads in itertools.product(args.rows, (None, 1)):
         frame = pd.DataFrame(records[:rows]).astype({"TotalCharges": "float64"})

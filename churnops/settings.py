@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from churnops.model.recipe import Recipe
+from churnops.model.recipes import RECIPES, RecipeName
 
 ENV_PREFIX = "CHURNOPS_"
 
@@ -40,9 +40,9 @@ class Settings(BaseSettings):
     )
     synthetic_rows: int = Field(50_000, description="Rows generated when DATA_PATH is unset.")
     seed: int = Field(42, description="Seed for data generation, split and training.")
-    recipe: Recipe = Field(
+    recipe: RecipeName = Field(
         "hist_gradient_boosting",
-        description="`hist_gradient_boosting` or `logistic_regression`.",
+        description=" or ".join(f"`{name}`" for name in RECIPES) + ".",
     )
     holdout_fraction: float = Field(0.2, description="Share of rows held out for evaluation.")
     gate_min_auc: float = Field(0.70, description="Minimum holdout ROC AUC for any champion.")
@@ -63,7 +63,9 @@ class Settings(BaseSettings):
         1, ge=1, description="Bento worker processes (each batches its own requests)."
     )
     api_token: SecretStr | None = Field(
-        None, description="Bearer token required on predict/feedback when set."
+        None,
+        description="Bearer token every API route needs when set (probes, docs, metrics and "
+        "`/model` stay open).",
     )
     max_request_bytes: int = Field(
         2_000_000, description="Largest accepted request body (larger gets HTTP 413)."
@@ -81,6 +83,12 @@ class Settings(BaseSettings):
     drift_p_value: float = Field(0.01, description="KS / chi-square p-value for drift.")
     drift_share: float = Field(
         0.10, description="Share of drifted features that triggers retraining."
+    )
+    drift_score_psi: float = Field(
+        0.2, description="PSI of the predicted probabilities that (with the p-value) retrains."
+    )
+    drift_min_labels: int = Field(
+        200, description="Feedback labels a model version needs before its live AUC counts."
     )
     drift_min_live_auc: float = Field(
         0.70, description="Live ROC AUC (from feedback labels) that triggers retraining."

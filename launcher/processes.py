@@ -8,7 +8,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import httpx
@@ -43,6 +43,51 @@ def wait_for_http(url: str, timeout: float, proc: subprocess.Popen | None = None
     raise ProcessFailed(f"{url} not healthy after {timeout:.0f}s ({last_error})")
 
 
+def wait_for_port(
+    host: str, port: int, timeout: float, proc: subprocess.Popen | None = None
+) -> None:
+    """Poll until something accepts TCP connections on `host:port`, failing fast if `proc` dies."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise ProcessFailed(f"process exited with code {proc.returncode} before {port} opened")
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=2.0):
+            return
+        time.sleep(0.25)
+    raise ProcessFailed(f"{host}:{port} not listening after {timeout:.0f}s")
+
+
+def wait_for_command(
+    command: Sequence[str],
+    timeout: float,
+    proc: subprocess.Popen | None = None,
+    env: dict[str, str] | None = None,
+) -> None:
+    """Run a health-check command until it exits 0, failing fast if `proc` dies first."""
+    deadline = time.monotonic() + timeout
+    last_output = "never ran"
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise ProcessFailed(f"process exited with code {proc.returncode} before it was healthy")
+        try:
+            # The platform's own health-check commands, built from settings; never a shell.
+            check = subprocess.run(  # noqa: S603
+                command,
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=max(deadline - time.monotonic(), 1.0),
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            break
+        if check.returncode == 0:
+            return
+        last_output = (check.stdout + check.stderr).strip()[-500:]
+        time.sleep(1.0)
+    raise ProcessFailed(f"{command[0]} ... not healthy after {timeout:.0f}s ({last_output})")
+
+
 class ManagedProcess:
     """A child process in its own session, logging to a file, stopped with its whole group."""
 
@@ -54,11 +99,14 @@ class ManagedProcess:
         health_url: str | None = None,
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
+        ready: Callable[[float, subprocess.Popen], None] | None = None,
     ) -> None:
         self.name = name
         self.command = list(command)
         self.log_path = log_path
         self.health_url = health_url
+        # For servers without an HTTP health URL: ready(timeout, proc) returns once they serve.
+        self.ready = ready
         self.env = env
         self.cwd = cwd
         self.proc: subprocess.Popen | None = None
@@ -76,9 +124,12 @@ class ManagedProcess:
                 cwd=self.cwd,
                 start_new_session=True,
             )
-        if self.health_url:
+        if self.health_url or self.ready:
             try:
-                wait_for_http(self.health_url, timeout, self.proc)
+                if self.health_url:
+                    wait_for_http(self.health_url, timeout, self.proc)
+                if self.ready:
+                    self.ready(timeout, self.proc)
             except ProcessFailed as exc:
                 self.stop()
                 raise ProcessFailed(f"{self.name}: {exc}\n{self.log_tail()}") from exc

@@ -1,21 +1,38 @@
-"""The embedded stack: MLflow server, Dagster webserver + daemon and the Bento server on loopback.
+"""The embedded stack: MLflow server, Dagster (one code server, webserver, daemon) and the Bento
+server on loopback.
 
-The launcher only starts processes and talks to them over HTTP; it never imports their code.
+The launcher only starts processes and talks to them over HTTP or their CLIs; it never imports
+their code.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from churnops.settings import ENV_PREFIX, Settings
-from launcher.processes import ManagedProcess, ProcessFailed, wait_for_http
+from launcher.processes import (
+    ManagedProcess,
+    ProcessFailed,
+    free_port,
+    wait_for_command,
+    wait_for_http,
+    wait_for_port,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 TRAINING_JOB = "train_and_promote"
+CODE_MODULE = "orchestration.definitions"
+# The name a `python_module` workspace entry gets by default; the UI's URLs and run lookups use it.
+CODE_LOCATION = CODE_MODULE
+# Internal to the stack whatever CHURNOPS_HOST says: only the webserver and daemon talk to it.
+CODE_SERVER_HOST = "127.0.0.1"
 
 DAGSTER_INSTANCE_YAML = """\
 # Written by `churnops up`; the local instance: SQLite storage under this folder.
@@ -24,6 +41,37 @@ telemetry:
 run_queue:
   max_concurrent_runs: 2
 """
+
+
+def code_server_workspace(port: int) -> str:
+    """Dagster workspace pointing the webserver and daemon at the one running code server."""
+    return (
+        "# Written by `churnops up`: the webserver and daemon share one code server.\n"
+        "load_from:\n"
+        "  - grpc_server:\n"
+        f"      host: {CODE_SERVER_HOST}\n"
+        f"      port: {port}\n"
+        f"      location_name: {CODE_LOCATION}\n"
+    )
+
+
+def code_server_command(port: int) -> list[str]:
+    """`dagster code-server start`, as `dagster dev` runs it: a small proxy process in front of
+    the process that loads the definitions, so Reload in the UI still re-imports the code."""
+    return [
+        *(str(BIN / "dagster"), "code-server", "start", "-m", CODE_MODULE),
+        *("--location-name", CODE_LOCATION, "-h", CODE_SERVER_HOST, "-p", str(port)),
+    ]
+
+
+def wait_for_code_server(
+    port: int, env: dict[str, str], timeout: float, proc: subprocess.Popen
+) -> None:
+    """The proxy opens its port only once the definitions have loaded: wait for that cheaply,
+    then confirm over gRPC (each health-check command is a Python start of its own)."""
+    wait_for_port(CODE_SERVER_HOST, port, timeout, proc)
+    health_check = [str(BIN / "dagster"), "api", "grpc-health-check"]
+    wait_for_command([*health_check, "-h", CODE_SERVER_HOST, "-p", str(port)], 60, proc, env)
 
 
 def bento_command(host: str, port: int) -> list[str]:
@@ -59,7 +107,13 @@ class Stack:
         self.logs = settings.state_dir / "logs"
         self.processes: list[ManagedProcess] = []
 
-    def _process(self, name: str, command: list[str], health_url: str | None) -> ManagedProcess:
+    def _process(
+        self,
+        name: str,
+        command: list[str],
+        health_url: str | None,
+        ready: Callable[[float, subprocess.Popen], None] | None = None,
+    ) -> ManagedProcess:
         return ManagedProcess(
             name,
             command,
@@ -67,6 +121,7 @@ class Stack:
             health_url=health_url,
             env=service_env(self.settings),
             cwd=REPO_ROOT,
+            ready=ready,
         )
 
     def _start(self, process: ManagedProcess, timeout: float) -> None:
@@ -89,13 +144,24 @@ class Stack:
         self._start(server, timeout=180)
 
     def start_dagster(self) -> None:
+        """One code server loads the definitions (~340 MiB, ~9 s); the webserver and daemon
+        connect to it instead of each loading a copy of their own."""
         home = self.settings.dagster_home
         home.mkdir(parents=True, exist_ok=True)
         instance_yaml = home / "dagster.yaml"
         if not instance_yaml.exists():
             instance_yaml.write_text(DAGSTER_INSTANCE_YAML)
-        workspace = str(REPO_ROOT / "workspace.yaml")
+        port = free_port()
+        workspace_yaml = home / "workspace.yaml"
+        workspace_yaml.write_text(code_server_workspace(port))
+        workspace = str(workspace_yaml)
         s = self.settings
+        code_server = self._process(
+            "dagster-code-server",
+            code_server_command(port),
+            None,
+            ready=partial(wait_for_code_server, port, service_env(s)),
+        )
         webserver = self._process(
             "dagster-webserver",
             [
@@ -112,6 +178,7 @@ class Stack:
         daemon = self._process(
             "dagster-daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace], None
         )
+        self._start(code_server, timeout=240)
         self._start(webserver, timeout=240)
         self._start(daemon, timeout=0)
 

@@ -4,14 +4,14 @@ import os
 
 import dagster as dg
 
-from churnops.settings import Settings
+from churnops.settings import ENV_PREFIX, Settings
 from orchestration.assets import deployment, features, ingest, monitoring, training
 from orchestration.assets.checks import CLEAN_CUSTOMER_CHECKS
 from orchestration.executors import select_executor
 from orchestration.jobs import retrain_on_drift, train_and_promote
 from orchestration.resources import (
     CustomerSource,
-    MlflowRegistry,
+    MlflowRegistryResource,
     MonitorPolicy,
     PredictionStore,
     TrainingPolicy,
@@ -20,8 +20,17 @@ from orchestration.schedules import weekly_retrain
 from orchestration.sensors import build_drift_sensor
 
 
+def env_backed(setting: str, value: str) -> str:
+    """`EnvVar` for a value that may hold a password (database or MLflow URL) when the
+    `CHURNOPS_*` variable is what set it, so the Dagster UI shows the variable's name rather
+    than the value; the value itself when it was computed or passed to `Settings` directly."""
+    name = f"{ENV_PREFIX}{setting.upper()}"
+    return dg.EnvVar(name) if os.environ.get(name) == value else value
+
+
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
-    store = PredictionStore(url=settings.prediction_store)
+    """Every resource value comes from `settings`; the resources have no defaults of their own."""
+    store = PredictionStore(url=env_backed("prediction_store_url", settings.prediction_store))
     return {
         "customer_source": CustomerSource(
             path=settings.data_path,
@@ -29,8 +38,8 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             seed=settings.seed,
             prediction_store=store if settings.retrain_with_production_labels else None,
         ),
-        "mlflow_registry": MlflowRegistry(
-            tracking_uri=settings.tracking_uri,
+        "model_registry": MlflowRegistryResource(
+            tracking_uri=env_backed("mlflow_tracking_uri", settings.tracking_uri),
             model_name=settings.model_name,
             experiment=settings.experiment,
         ),
@@ -47,6 +56,8 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             psi=settings.drift_psi,
             p_value=settings.drift_p_value,
             drift_share=settings.drift_share,
+            score_psi=settings.drift_score_psi,
+            min_labels=settings.drift_min_labels,
             min_live_auc=settings.drift_min_live_auc,
         ),
     }

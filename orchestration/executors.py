@@ -45,6 +45,8 @@ def k8s_executor_config(settings: Settings) -> dict:
 
 def select_executor(settings: Settings, environ: Mapping[str, str]) -> dg.ExecutorDefinition:
     """The executor every job of the code location uses."""
+    # Imported here, not at the top: dagster-docker and dagster-k8s are the optional `docker` and
+    # `k8s` extras, installed only where ops run in containers or pods (the orchestration image).
     if settings.executor == "docker":
         from dagster_docker import docker_executor
 

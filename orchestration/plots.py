@@ -84,15 +84,28 @@ def evaluation_figures(ev: Evaluation) -> dict[str, Figure]:
 
 
 def drift_figure(report: DriftReport) -> Figure:
-    """PSI per feature (and for the score), drifted ones highlighted."""
+    """PSI per feature (and for the score), drifted ones highlighted, with the configured
+    thresholds the report was judged by: a dashed line for features, a tick across the
+    score's bar for the score."""
     rows = [*report.features, report.score]
+    t = report.thresholds
     fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=100)
     colours = ["tab:red" if row.drifted else "tab:blue" for row in rows]
     ax.barh([row.feature for row in rows], [row.psi for row in rows], color=colours)
-    ax.axvline(0.2, linestyle="--", color="grey", label="PSI 0.2")
+    ax.axvline(t.psi, linestyle="--", color="grey", label=f"feature PSI {t.psi:g}")
+    score_row = len(rows) - 1
+    ax.vlines(
+        t.score_psi,
+        score_row - 0.45,
+        score_row + 0.45,
+        colors="black",
+        linewidth=2,
+        zorder=3,
+        label=f"score PSI {t.score_psi:g}",
+    )
     ax.set(xlabel="Population stability index", title="Drift per feature (red = drifted)")
     ax.invert_yaxis()
-    ax.legend(loc="lower right")
+    ax.legend(loc="best")
     fig.tight_layout()
     return fig
 

@@ -1,4 +1,7 @@
-"""External systems behind Dagster resources: the customer data source and the MLflow server."""
+"""External systems behind Dagster resources: the customer data source, the prediction store
+and the model registry."""
+
+from abc import abstractmethod
 
 import dagster as dg
 import pandas as pd
@@ -7,16 +10,23 @@ from sqlalchemy import Engine
 
 from churnops.data.sources import read_customer_file
 from churnops.data.synthetic import DriftSpec, generate_customers
-from churnops.model.recipe import Recipe
+from churnops.model.recipes import RecipeName
 from churnops.monitoring import prediction_store
 from churnops.monitoring.drift import DriftThresholds
-from registry.client import ChurnRegistry
+from registry.interface import ModelRegistry
+from registry.memory import InMemoryModelRegistry
+from registry.mlflow_registry import MlflowModelRegistry
+
+NO_DRIFT = DriftSpec()
 
 
 class PredictionStore(dg.ConfigurableResource):
     """Where the Bento service logs predictions and feedback labels (a SQLAlchemy URL)."""
 
-    url: str = Field(description="SQLAlchemy URL, e.g. sqlite:///.churn/predictions.db.")
+    url: str = Field(
+        description="SQLAlchemy URL, e.g. sqlite:///.churn/predictions.db; may hold a password, "
+        "so it is passed as `EnvVar` when it comes from the environment."
+    )
 
     def engine(self) -> Engine:
         return prediction_store.connect(self.url)
@@ -26,12 +36,20 @@ class CustomerSource(dg.ConfigurableResource):
     """A user's CSV/Parquet file in the Telco schema, or the seeded synthetic generator, plus
     production predictions whose labels have arrived (so retraining sees recent customers)."""
 
-    path: str | None = Field(None, description="CSV/Parquet file; unset means synthetic data.")
-    synthetic_rows: int = Field(50_000, gt=0, description="Rows to generate when path is unset.")
-    seed: int = Field(42, description="Generator seed.")
-    tenure_scale: float = Field(1.0, gt=0, description="Drift knob: scales tenure.")
-    monthly_charges_shift: float = Field(0.0, description="Drift knob: shifts monthly charges.")
-    prediction_store: PredictionStore | None = None
+    path: str | None = Field(description="CSV/Parquet file; None means synthetic data.")
+    synthetic_rows: int = Field(gt=0, description="Rows to generate when path is unset.")
+    seed: int = Field(description="Generator seed.")
+    prediction_store: PredictionStore | None = Field(
+        description="Store of labelled production predictions; None trains on the base data only."
+    )
+    # Launchpad-only demo knobs, not settings: their default is the generator's reference
+    # population, so a normal run never shifts anything.
+    tenure_scale: float = Field(
+        NO_DRIFT.tenure_scale, gt=0, description="Drift knob: scales tenure."
+    )
+    monthly_charges_shift: float = Field(
+        NO_DRIFT.monthly_charges_shift, description="Drift knob: shifts monthly charges."
+    )
 
     @property
     def name(self) -> str:
@@ -56,41 +74,74 @@ class CustomerSource(dg.ConfigurableResource):
         return prediction_store.labelled_records(self.prediction_store.engine())
 
 
-class MlflowRegistry(dg.ConfigurableResource):
+class ModelRegistryResource(dg.ConfigurableResource):
+    """The model registry behind the assets and the drift sensor; a subclass picks the backend,
+    so the wiring never depends on which one runs."""
+
+    @abstractmethod
+    def open(self) -> ModelRegistry: ...
+
+
+class MlflowRegistryResource(ModelRegistryResource):
     """The MLflow server (tracking + model registry), addressed by URL only."""
 
     tracking_uri: str = Field(description="MLflow server URL, e.g. http://127.0.0.1:5000.")
-    model_name: str = Field("churn", description="Registered model name.")
-    experiment: str = Field("churn-training", description="Experiment for training runs.")
+    model_name: str = Field(description="Registered model name.")
+    experiment: str = Field(description="Experiment for training runs.")
 
-    def registry(self) -> ChurnRegistry:
-        return ChurnRegistry(self.tracking_uri, self.model_name)
+    def open(self) -> ModelRegistry:
+        return MlflowModelRegistry(self.tracking_uri, self.model_name, self.experiment)
+
+
+# Dagster builds a resource anew from its config for every step and sensor tick: the in-memory
+# registries live here, one per namespace, so all of them (and the test) see the same state.
+_MEMORY_REGISTRIES: dict[str, InMemoryModelRegistry] = {}
+
+
+def memory_registry(namespace: str, model_name: str, experiment: str) -> InMemoryModelRegistry:
+    """The in-memory registry of `namespace`, created on first use."""
+    return _MEMORY_REGISTRIES.setdefault(namespace, InMemoryModelRegistry(model_name, experiment))
+
+
+class InMemoryRegistryResource(ModelRegistryResource):
+    """A registry in this process's memory (tests, no server); shared by `namespace`."""
+
+    namespace: str = Field(description="Resources with the same namespace share one registry.")
+    model_name: str = Field(description="Registered model name.")
+    experiment: str = Field(description="Experiment for training runs.")
+
+    def open(self) -> ModelRegistry:
+        return memory_registry(self.namespace, self.model_name, self.experiment)
 
 
 class TrainingPolicy(dg.ConfigurableResource):
     """Deployment-wide training and promotion policy (from CHURNOPS_* settings)."""
 
-    recipe: Recipe = Field("hist_gradient_boosting", description="Model recipe.")
-    holdout_fraction: float = Field(0.2, gt=0, lt=1, description="Holdout share.")
-    seed: int = Field(42, description="Split and training seed.")
-    min_auc: float = Field(0.70, ge=0, le=1, description="Minimum ROC AUC for any champion.")
-    margin: float = Field(0.002, ge=0, description="AUC gain needed to replace the champion.")
+    recipe: RecipeName = Field(description="Model recipe.")
+    holdout_fraction: float = Field(gt=0, lt=1, description="Holdout share.")
+    seed: int = Field(description="Split and training seed.")
+    min_auc: float = Field(ge=0, le=1, description="Minimum ROC AUC for any champion.")
+    margin: float = Field(ge=0, description="AUC gain needed to replace the champion.")
 
 
 class MonitorPolicy(dg.ConfigurableResource):
-    """When traffic counts as drifted or degraded enough to retrain."""
+    """When traffic counts as drifted or degraded enough to retrain (from CHURNOPS_* settings)."""
 
-    min_rows: int = Field(1000, gt=0, description="New predictions needed per window.")
-    psi: float = Field(0.2, gt=0, description="Per-feature PSI threshold.")
-    p_value: float = Field(0.01, gt=0, lt=1, description="KS / chi-square p-value threshold.")
-    drift_share: float = Field(0.10, gt=0, le=1, description="Drifted-feature share to retrain.")
-    min_live_auc: float = Field(0.70, ge=0, le=1, description="Live AUC below which to retrain.")
+    min_rows: int = Field(gt=0, description="New predictions needed per window.")
+    psi: float = Field(gt=0, description="Per-feature PSI threshold.")
+    p_value: float = Field(gt=0, lt=1, description="KS / chi-square p-value threshold.")
+    drift_share: float = Field(gt=0, le=1, description="Drifted-feature share to retrain.")
+    score_psi: float = Field(gt=0, description="PSI of the predicted probabilities to retrain.")
+    min_labels: int = Field(gt=0, description="Labels a model version needs for its live AUC.")
+    min_live_auc: float = Field(ge=0, le=1, description="Live AUC below which to retrain.")
 
     def thresholds(self) -> DriftThresholds:
         return DriftThresholds(
             psi=self.psi,
             p_value=self.p_value,
             drift_share=self.drift_share,
+            score_psi=self.score_psi,
             min_rows=self.min_rows,
+            min_labels=self.min_labels,
             min_live_auc=self.min_live_auc,
         )

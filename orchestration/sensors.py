@@ -7,8 +7,7 @@ import pandas as pd
 
 from churnops.monitoring import prediction_store as store
 from churnops.monitoring.drift import DriftThresholds, build_report, decide_retrain
-from orchestration.resources import MlflowRegistry, MonitorPolicy, PredictionStore
-from registry.tracking import load_reference
+from orchestration.resources import ModelRegistryResource, MonitorPolicy, PredictionStore
 
 IN_PROGRESS = [
     dg.DagsterRunStatus.QUEUED,
@@ -32,7 +31,7 @@ def assess_window(
     thresholds: DriftThresholds,
 ) -> WindowOutcome:
     """Pure sensor decision over the predictions logged since the cursor."""
-    if champion_version is None or reference is None:
+    if champion_version is None:
         return WindowOutcome(False, "no champion to monitor yet", None)
     if len(window) < thresholds.min_rows:
         return WindowOutcome(
@@ -40,6 +39,8 @@ def assess_window(
             f"{len(window)} new predictions; waiting for {thresholds.min_rows} to fill a window",
             None,
         )
+    if reference is None:
+        return WindowOutcome(False, f"champion v{champion_version} has no training reference", None)
     decision = decide_retrain(build_report(reference, window, thresholds), thresholds)
     reason = f"vs champion v{champion_version}: {decision.reason}"
     return WindowOutcome(decision.retrain, reason, float(window["ts"].max()))
@@ -57,7 +58,7 @@ def build_drift_sensor(job, interval_seconds: int) -> dg.SensorDefinition:
     def drift_sensor(
         context: dg.SensorEvaluationContext,
         prediction_store: PredictionStore,
-        mlflow_registry: MlflowRegistry,
+        model_registry: ModelRegistryResource,
         monitor_policy: MonitorPolicy,
     ):
         active = context.instance.get_runs(
@@ -67,10 +68,11 @@ def build_drift_sensor(job, interval_seconds: int) -> dg.SensorDefinition:
             return dg.SkipReason(f"retraining run {active[0].run_id} is still in progress")
         since = float(context.cursor or 0.0)
         window = store.read_predictions(prediction_store.engine(), since)
-        champion = mlflow_registry.registry().champion()
+        registry = model_registry.open()
+        champion = registry.champion()
         reference = None
         if champion is not None and champion.run_id and len(window) >= monitor_policy.min_rows:
-            reference = load_reference(mlflow_registry.tracking_uri, champion.run_id)
+            reference = registry.load_reference(champion.run_id)
         outcome = assess_window(
             window, reference, champion.version if champion else None, monitor_policy.thresholds()
         )

@@ -17,10 +17,9 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 
 from churnops.data.synthetic import generate_customers
-from churnops.model.recipe import Scorer, churn_probability, frame_to_rows, scorer
-from registry.client import CHAMPION, ChurnRegistry
+from churnops.model.scoring import Scorer, churn_probability, frame_to_rows, scorer
+from registry.interface import CHAMPION, ModelRegistry
 from registry.signature import input_example
-from registry.tracking import load_model
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +29,7 @@ class LoadedModel:
     version: str
     uri: str
     model: Pipeline
-    score: Scorer  # the model's fastest faithful call (see recipe.scorer)
+    score: Scorer  # the model's fastest faithful call (see scoring.scorer)
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
 
@@ -154,12 +153,12 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"[:500]
 
 
-def alias_resolver(registry: ChurnRegistry, alias: str = CHAMPION) -> Resolver:
+def alias_resolver(registry: ModelRegistry, alias: str = CHAMPION) -> Resolver:
     def resolve() -> tuple[str, str] | None:
         info = registry.by_alias(alias)
         if info is None:
             return None
-        return info.version, f"models:/{registry.model_name}/{info.version}"
+        return info.version, registry.model_uri(info.version)
 
     return resolve
 
@@ -169,7 +168,3 @@ def pinned_resolver(model_uri: str) -> Resolver:
     parts = model_uri.removeprefix("models:/").split("/")
     version = parts[1] if model_uri.startswith("models:/") and len(parts) == 2 else model_uri
     return lambda: (version, model_uri)
-
-
-def mlflow_loader(tracking_uri: str) -> Loader:
-    return lambda uri: load_model(tracking_uri, uri)

@@ -1,14 +1,22 @@
-"""ASGI guard in front of the prediction APIs: bearer token, JSON only, bounded bodies.
+"""ASGI guard in front of the whole service: bearer token, JSON only, bounded bodies.
+
+Deny by default: every path needs the token (when one is configured) except the explicit open
+list below, so a route added later is protected without anyone remembering to list it. The body
+checks apply to every request whatever its path.
 
 BentoML also accepts its own pickle encoding between services; a public API must not unpickle
-client bytes, so anything but `application/json` is refused before BentoML sees it.
+client bytes, so any body but `application/json` is refused before BentoML sees it.
+
+Starlette 1.10 ships `RequestBodyLimitMiddleware`, but it raises from inside the app's `receive`,
+where BentoML's endpoint wrapper turns the error into a 500, and it answers plain text; reading
+the body here before the app runs keeps the 413 and the error shape of the other refusals.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from typing import Any
 
 Scope = MutableMapping[str, Any]
@@ -17,27 +25,51 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+# Open without the token: what probes, scrapers and a person reading the docs need, and nothing
+# that scores, stores or changes anything. `/model` is the model status (version, readiness,
+# counters; no customer data) that `churnops status` and operators read without a token.
+OPEN_PATHS: frozenset[str] = frozenset(
+    {"/healthz", "/livez", "/readyz", "/metrics", "/docs", "/docs.json", "/model"}
+)
+# Swagger UI's own scripts and styles, loaded by the /docs page.
+OPEN_PREFIXES: tuple[str, ...] = ("/static_content/",)
+# Methods whose requests carry a body even when a client leaves out its headers.
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# RFC 6455 "policy violation": how a WebSocket handshake without the token is refused.
+WS_POLICY_VIOLATION = 1008
+
 
 class RequestGuard:
     def __init__(
         self,
         app: ASGIApp,
-        protected_paths: tuple[str, ...],
         max_body_bytes: int,
         token: str | None = None,
+        open_paths: Collection[str] = OPEN_PATHS,
+        open_prefixes: tuple[str, ...] = OPEN_PREFIXES,
     ) -> None:
         self.app = app
-        self.protected_paths = protected_paths
         self.max_body_bytes = max_body_bytes
         self.expected_auth = f"Bearer {token}".encode() if token else None
+        self.open_paths = frozenset(open_paths)
+        self.open_prefixes = open_prefixes
+
+    def is_open(self, path: str) -> bool:
+        return path in self.open_paths or path.startswith(self.open_prefixes)
+
+    def authorized(self, headers: dict[bytes, bytes]) -> bool:
+        if self.expected_auth is None:
+            return True
+        # Constant time: the answer's timing must not tell how much of a guess was right.
+        return hmac.compare_digest(headers.get(b"authorization", b""), self.expected_auth)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in self.protected_paths:
+        if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
-        if self.expected_auth is not None and not hmac.compare_digest(
-            headers.get(b"authorization", b""), self.expected_auth
-        ):
+        if not self.is_open(scope["path"]) and not self.authorized(headers):
+            if scope["type"] == "websocket":
+                return await send({"type": "websocket.close", "code": WS_POLICY_VIOLATION})
             return await _reject(
                 send,
                 401,
@@ -45,6 +77,8 @@ class RequestGuard:
                 "authorization",
                 [(b"www-authenticate", b"Bearer")],
             )
+        if scope["type"] == "websocket" or not _carries_body(scope["method"], headers):
+            return await self.app(scope, receive, send)
         media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         if media_type != b"application/json":
             return await _reject(send, 415, "Content-Type must be application/json", "content-type")
@@ -72,6 +106,12 @@ class RequestGuard:
 
     def _too_large(self) -> str:
         return f"request body larger than {self.max_body_bytes} bytes"
+
+
+def _carries_body(method: str, headers: dict[bytes, bytes]) -> bool:
+    """A GET or HEAD probe has no body and passes; anything with one is checked."""
+    declared = headers.get(b"content-length", b"0").strip()
+    return method in BODY_METHODS or declared not in (b"", b"0") or b"transfer-encoding" in headers
 
 
 async def _reject(

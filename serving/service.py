@@ -20,9 +20,9 @@ from churnops.contract import DECISION_THRESHOLD
 from churnops.monitoring import prediction_store
 from churnops.records import CustomerRecord, records_to_rows
 from churnops.settings import Settings
-from registry.client import ChurnRegistry
+from registry.mlflow_registry import MlflowModelRegistry
 from serving.batcher import MicroBatcher, one_openmp_thread
-from serving.champion import ChampionFollower, alias_resolver, mlflow_loader, pinned_resolver
+from serving.champion import ChampionFollower, alias_resolver, pinned_resolver
 from serving.guard import RequestGuard
 from serving.prediction_log import PredictionLogger
 from serving.routes import build_routes
@@ -31,13 +31,14 @@ from serving.schemas import BatchPrediction, ChurnPrediction, Feedback, Feedback
 MAX_BATCH = 1000
 MAX_FEEDBACK = 10_000
 SETTINGS = Settings()
-_instances: list[ChurnService] = []
 
 
 def _status() -> dict[str, object]:
-    if not _instances:
+    """`GET /model`: the worker's service instance, once BentoML has created it."""
+    try:
+        service: ChurnService = bentoml.get_current_service()
+    except bentoml.exceptions.BentoMLException:
         return {"ready": False, "last_error": "service starting"}
-    service = _instances[0]
     status = service.follower.status()
     status["batching"] = service.batcher.stats()
     if service.logger is not None:
@@ -55,13 +56,14 @@ class ChurnService:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
         settings = SETTINGS
+        registry = MlflowModelRegistry(
+            settings.tracking_uri, settings.model_name, settings.experiment
+        )
         if settings.model_uri:
             resolve = pinned_resolver(settings.model_uri)
         else:
-            resolve = alias_resolver(ChurnRegistry(settings.tracking_uri, settings.model_name))
-        self.follower = ChampionFollower(
-            resolve, mlflow_loader(settings.tracking_uri), settings.alias_poll_seconds
-        )
+            resolve = alias_resolver(registry)
+        self.follower = ChampionFollower(resolve, registry.load_model, settings.alias_poll_seconds)
         # No I/O here: a store that is down at start must not stop serving (rows are buffered).
         self.store = prediction_store.connect(settings.prediction_store, create_tables=False)
         self.logger = (
@@ -73,7 +75,6 @@ class ChurnService:
         self.batcher: MicroBatcher = MicroBatcher(
             self._score_rows, max_rows=MAX_BATCH, thread_setup=one_openmp_thread
         )
-        _instances.append(self)
         self.follower.start()
         # Everything imported and loaded so far lives as long as the process: keep it out of
         # the collector's full passes, which otherwise stall requests (benchmarks/serving.py).
@@ -192,9 +193,10 @@ def _log_rows(rows: list[list[object]], predictions: list[ChurnPrediction]) -> l
 
 
 ChurnService.mount_asgi_app(build_routes(_status), path="/")
+# Deny by default: every route but the guard's open list (probes, docs, metrics, status) needs
+# the token; the body limit and JSON-only apply to every request.
 ChurnService.add_asgi_middleware(
     RequestGuard,
-    protected_paths=("/predict", "/predict_batch", "/feedback"),
     max_body_bytes=SETTINGS.max_request_bytes,
     token=SETTINGS.api_token.get_secret_value() if SETTINGS.api_token else None,
 )

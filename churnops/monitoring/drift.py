@@ -15,6 +15,7 @@ from scipy import stats
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from churnops.contract import FEATURE_NAMES, FEATURES, TARGET_COLUMN, TARGET_POSITIVE
+from churnops.settings import Settings
 
 SCORE_COLUMN = "churn_probability"
 EPSILON = 1e-4
@@ -22,13 +23,28 @@ EPSILON = 1e-4
 
 @dataclass(frozen=True)
 class DriftThresholds:
-    psi: float = 0.2
-    p_value: float = 0.01
-    drift_share: float = 0.10
-    score_psi: float = 0.2
-    min_rows: int = 500
-    min_labels: int = 200
-    min_live_auc: float = 0.70
+    """When traffic counts as drifted or degraded. No defaults: every value comes from
+    `Settings` (see `from_settings`), so the sensor, the report and the chart agree."""
+
+    psi: float
+    p_value: float
+    drift_share: float
+    score_psi: float
+    min_rows: int
+    min_labels: int
+    min_live_auc: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DriftThresholds:
+        return cls(
+            psi=settings.drift_psi,
+            p_value=settings.drift_p_value,
+            drift_share=settings.drift_share,
+            score_psi=settings.drift_score_psi,
+            min_rows=settings.monitor_min_rows,
+            min_labels=settings.drift_min_labels,
+            min_live_auc=settings.drift_min_live_auc,
+        )
 
 
 @dataclass(frozen=True)
@@ -43,9 +59,12 @@ class FeatureDrift:
 
 @dataclass(frozen=True)
 class DriftReport:
+    """One window's statistics, with the thresholds its `drifted` flags were judged by."""
+
     rows: int
     features: list[FeatureDrift]
     score: FeatureDrift
+    thresholds: DriftThresholds
     quality: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
@@ -139,7 +158,9 @@ def build_report(reference: pd.DataFrame, window: pd.DataFrame, t: DriftThreshol
         SCORE_COLUMN, reference[SCORE_COLUMN].to_numpy(), window[SCORE_COLUMN].to_numpy(), t
     )
     quality = live_quality(window, t.min_labels) if TARGET_COLUMN in window else {}
-    return DriftReport(rows=len(window), features=features, score=score, quality=quality)
+    return DriftReport(
+        rows=len(window), features=features, score=score, thresholds=t, quality=quality
+    )
 
 
 @dataclass(frozen=True)

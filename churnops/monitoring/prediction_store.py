@@ -11,6 +11,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -74,8 +75,6 @@ def connect(url: str, create_tables: bool = True) -> Engine:
     With `create_tables=False` nothing touches the store yet (it may be down when a server
     starts); the first write creates the tables."""
     if url.startswith("sqlite:///"):
-        from pathlib import Path
-
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30})
 

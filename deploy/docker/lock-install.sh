@@ -28,7 +28,8 @@ export_set() {  # export_set NAME [extra...]
 if [ "${1:-}" = "--export" ]; then
   mkdir -p "$requirements"
   export_set core
-  export_set orchestration orchestration postgres
+  # The orchestration image runs ops in containers (compose) and pods (Helm): both clients.
+  export_set orchestration orchestration docker k8s postgres
   export_set mlflow registry postgres
   export_set serving serving postgres
 else

@@ -4,19 +4,15 @@ import time
 
 import dagster as dg
 import matplotlib.pyplot as plt
-import mlflow
-from matplotlib.figure import Figure
 from pydantic import Field
 
 from churnops.monitoring import prediction_store as store
 from churnops.monitoring.drift import DriftReport, build_report, decide_retrain
 from orchestration.metadata import figure_markdown, platform_asset
 from orchestration.plots import drift_figure
-from orchestration.resources import MlflowRegistry, MonitorPolicy, PredictionStore
-from registry.tracking import load_reference, run_url
+from orchestration.resources import ModelRegistryResource, MonitorPolicy, PredictionStore
 
 MONITORING = "monitoring"
-MONITORING_EXPERIMENT = "churn-monitoring"
 
 
 class DriftWindowConfig(dg.Config):
@@ -26,28 +22,18 @@ class DriftWindowConfig(dg.Config):
     until_ts: float = Field(0.0, description="Up to this time; 0 means now.")
 
 
-def _log_report(
-    mlflow_registry: MlflowRegistry, report: DriftReport, champion: str, tags: dict[str, str]
-) -> tuple[str, str, Figure]:
-    mlflow.set_tracking_uri(mlflow_registry.tracking_uri)
-    experiment_id = mlflow.set_experiment(MONITORING_EXPERIMENT).experiment_id
-    with mlflow.start_run(run_name=f"drift-vs-v{champion}", tags=tags) as run:
-        mlflow.log_metrics(
-            {
-                "rows": report.rows,
-                "drift_share": report.drift_share,
-                "score_psi": report.score.psi,
-                **{f"psi.{f.feature}": f.psi for f in report.features},
-                **{
-                    f"live_{name}.v{version}": value
-                    for version, quality in report.quality.items()
-                    for name, value in quality.items()
-                },
-            }
-        )
-        figure = drift_figure(report)
-        mlflow.log_figure(figure, "drift/psi_per_feature.png")
-    return run.info.run_id, experiment_id, figure
+def _report_metrics(report: DriftReport) -> dict[str, float]:
+    return {
+        "rows": report.rows,
+        "drift_share": report.drift_share,
+        "score_psi": report.score.psi,
+        **{f"psi.{f.feature}": f.psi for f in report.features},
+        **{
+            f"live_{name}.v{version}": value
+            for version, quality in report.quality.items()
+            for name, value in quality.items()
+        },
+    }
 
 
 @platform_asset(MONITORING, "mlflow", "sql", external=True)
@@ -55,7 +41,7 @@ def drift_report(
     context: dg.AssetExecutionContext,
     config: DriftWindowConfig,
     prediction_store: PredictionStore,
-    mlflow_registry: MlflowRegistry,
+    model_registry: ModelRegistryResource,
     monitor_policy: MonitorPolicy,
 ) -> dg.MaterializeResult:
     """Per-feature PSI + KS/chi-square, score drift and live AUC/Brier by model version."""
@@ -65,19 +51,24 @@ def drift_report(
         raise dg.Failure(
             f"no predictions between {config.since_ts} and {until}", allow_retries=False
         )
-    champion = mlflow_registry.registry().champion()
+    registry = model_registry.open()
+    champion = registry.champion()
     if champion is None or champion.run_id is None:
         raise dg.Failure("no champion with a training run to compare against", allow_retries=False)
     thresholds = monitor_policy.thresholds()
-    report = build_report(
-        load_reference(mlflow_registry.tracking_uri, champion.run_id), window, thresholds
-    )
+    report = build_report(registry.load_reference(champion.run_id), window, thresholds)
     decision = decide_retrain(report, thresholds)
-    run_id, experiment_id, figure = _log_report(
-        mlflow_registry, report, champion.version, {"dagster.run_id": context.run.run_id}
-    )
-    plot = figure_markdown(figure, "PSI per feature")
-    plt.close(figure)
+    figure = drift_figure(report)
+    try:
+        run = registry.log_monitoring_run(
+            f"drift-vs-v{champion.version}",
+            _report_metrics(report),
+            {"drift/psi_per_feature.png": figure},
+            {"dagster.run_id": context.run.run_id},
+        )
+        plot = figure_markdown(figure, "PSI per feature")
+    finally:
+        plt.close(figure)
     return dg.MaterializeResult(
         metadata={
             "rows": report.rows,
@@ -90,8 +81,6 @@ def drift_report(
             "features": dg.MetadataValue.md(report.table().round(4).to_markdown(index=False)),
             "psi_per_feature": plot,
             "live_quality": dg.MetadataValue.json(report.quality),
-            "mlflow_run": dg.MetadataValue.url(
-                run_url(mlflow_registry.tracking_uri, experiment_id, run_id)
-            ),
+            "mlflow_run": dg.MetadataValue.url(registry.run_url(run)),
         }
     )

@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from churnops.contract import example_record
 from launcher.simulator import simulate
-from registry.client import ChurnRegistry
+from registry.mlflow_registry import MlflowModelRegistry
 from tests.e2e.stack import RunningStack, start_stack
 
 pytestmark = pytest.mark.e2e
@@ -40,7 +40,7 @@ def test_drift_triggers_one_retrain_and_serving_follows(tmp_path: Path) -> None:
         monitor_min_rows="2500",
     )
     try:
-        registry = ChurnRegistry(stack.mlflow, "churn")
+        registry = MlflowModelRegistry(stack.mlflow, "churn", "churn-training")
         first = registry.champion().version
         served = httpx.post(f"{stack.bento}/predict", json={"customer": example_record()})
         assert served.json()["model_version"] == first

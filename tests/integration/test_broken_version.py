@@ -10,20 +10,20 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
-import mlflow
 import mlflow.sklearn
 import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
 from churnops.contract import example_record
-from registry.client import ChurnRegistry
+from registry.mlflow_registry import MlflowModelRegistry
 from tests.conftest import BentoServer, start_bento, wait_ready
 from tests.integration.pipeline import materialize_pipeline
 
 pytestmark = pytest.mark.integration
 
 MODEL = "churn-broken-versions"
+EXPERIMENT = "churn-broken-versions"
 
 
 class Traffic:
@@ -51,27 +51,26 @@ class Traffic:
         self._thread.join(timeout=60)
 
 
-def _incompatible_version(registry: ChurnRegistry) -> str:
+def _incompatible_version(registry: MlflowModelRegistry) -> str:
     """A valid sklearn model trained on other columns: it loads but cannot score a contract
     record."""
     frame = pd.DataFrame({"age_days": [1.0, 2.0, 3.0, 4.0], "spend": [9.0, 1.0, 8.0, 2.0]})
     model = LogisticRegression().fit(frame, [0, 1, 0, 1])
-    with mlflow.start_run(run_name="incompatible") as run:
-        info = mlflow.sklearn.log_model(model, name="model")
-    return registry.register(info.model_uri, info.model_id, run.info.run_id, tags={"test": "x"})
+    return registry.register(registry.log_candidate("incompatible", model, {}, {}), {"test": "x"})
 
 
-def _corrupted_version(registry: ChurnRegistry, tmp_path: Path) -> str:
+def _corrupted_version(registry: MlflowModelRegistry, tmp_path: Path) -> str:
     """A model directory whose serialized model is garbage: it cannot even be loaded."""
     folder = tmp_path / "corrupted"
     mlflow.sklearn.save_model(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), folder)
     for artifact in folder.glob("model.*"):
         artifact.write_bytes(b"not a model")
-    with mlflow.start_run(run_name="corrupted") as run:
-        mlflow.log_artifacts(str(folder), "model")
-    mv = registry.client.create_model_version(
-        MODEL, source=f"runs:/{run.info.run_id}/model", run_id=run.info.run_id
-    )
+    client = registry.client
+    experiment_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    run_id = client.create_run(experiment_id, run_name="corrupted").info.run_id
+    client.log_artifacts(run_id, str(folder), "model")
+    client.set_terminated(run_id)
+    mv = client.create_model_version(MODEL, source=f"runs:/{run_id}/model", run_id=run_id)
     return str(mv.version)
 
 
@@ -93,9 +92,7 @@ def test_broken_champions_are_refused_and_the_old_one_keeps_serving(
     good = materialize_pipeline(mlflow_uri, MODEL, synthetic_rows=5_000).output_for_node(
         "champion_version"
     )
-    registry = ChurnRegistry(mlflow_uri, MODEL)
-    mlflow.set_tracking_uri(mlflow_uri)
-    mlflow.set_experiment("churn-broken-versions")
+    registry = MlflowModelRegistry(mlflow_uri, MODEL, EXPERIMENT)
     server = start_bento(tmp_path, mlflow_uri, MODEL)
     try:
         wait_ready(server)

@@ -7,10 +7,9 @@ from typer.testing import CliRunner
 
 from churnops.data.cleaning import clean_customers
 from churnops.data.synthetic import generate_customers
-from churnops.model import recipe
+from churnops.model import recipes
 from launcher.cli import app
-from registry.client import ChurnRegistry
-from registry.tracking import log_candidate
+from registry.mlflow_registry import MlflowModelRegistry
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
@@ -19,19 +18,17 @@ MODEL = "churn-cli"
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, mlflow_uri: str) -> ChurnRegistry:
+def env(monkeypatch: pytest.MonkeyPatch, mlflow_uri: str) -> MlflowModelRegistry:
     monkeypatch.setenv("CHURNOPS_MLFLOW_TRACKING_URI", mlflow_uri)
     monkeypatch.setenv("CHURNOPS_MODEL_NAME", MODEL)
-    return ChurnRegistry(mlflow_uri, MODEL)
+    return MlflowModelRegistry(mlflow_uri, MODEL, "cli-tests")
 
 
 def test_rollback_command_moves_champion_back_and_status_shows_history(env) -> None:
     frame = clean_customers(generate_customers(2_000, seed=8), "synthetic").frame
-    logged = log_candidate(
-        env.tracking_uri, "cli-tests", "lr", recipe.train(frame, "logistic_regression"), {}, {}
-    )
-    first = env.register(logged.model_uri, logged.model_id, logged.run_id, {})
-    second = env.register(logged.model_uri, logged.model_id, logged.run_id, {})
+    logged = env.log_candidate("lr", recipes.train(frame, "logistic_regression", seed=0), {}, {})
+    first = env.register(logged, {})
+    second = env.register(logged, {})
     runner = CliRunner()
     assert runner.invoke(app, ["rollback"]).exit_code == 1  # nothing to roll back to yet
     env.promote(first, "first")

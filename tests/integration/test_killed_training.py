@@ -14,7 +14,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from launcher.stack import REPO_ROOT
-from registry.client import CHALLENGER, CHAMPION, ChurnRegistry
+from registry.interface import CHALLENGER, CHAMPION
+from registry.mlflow_registry import MlflowModelRegistry
 from tests.conftest import BIN
 from tests.integration.pipeline import materialize_pipeline
 
@@ -73,7 +74,7 @@ def _kill_when(proc: subprocess.Popen, happened, what: str, timeout: float = 300
         proc.wait(timeout=30)
 
 
-def _aliases(registry: ChurnRegistry) -> dict[str, str | None]:
+def _aliases(registry: MlflowModelRegistry) -> dict[str, str | None]:
     return {
         alias: (info.version if (info := registry.by_alias(alias)) else None)
         for alias in (CHAMPION, CHALLENGER)
@@ -88,7 +89,7 @@ def test_a_killed_training_run_leaves_no_half_registered_version(
     moment: str,
     figures,
 ) -> None:
-    registry = ChurnRegistry(mlflow_uri, MODEL)
+    registry = MlflowModelRegistry(mlflow_uri, MODEL, EXPERIMENT)
     client = MlflowClient(mlflow_uri)
     experiment = client.get_experiment_by_name(EXPERIMENT).experiment_id
     runs_before = {r.info.run_id for r in client.search_runs([experiment])}

@@ -8,12 +8,16 @@ import httpx
 import pytest
 from mlflow.tracking import MlflowClient
 
-from registry.client import ChurnRegistry
+from registry.mlflow_registry import MlflowModelRegistry
 from tests.integration.pipeline import materialization_metadata, materialize_pipeline
 
 pytestmark = pytest.mark.integration
 
 MODEL = "churn-pipeline"
+
+
+def _registry(mlflow_uri: str) -> MlflowModelRegistry:
+    return MlflowModelRegistry(mlflow_uri, MODEL, "churn-training")
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +40,7 @@ def test_first_model_becomes_champion_in_mlflow_rest_api(first_run, mlflow_uri: 
     )
     assert response.status_code == 200
     assert response.json()["model_version"]["version"] == champion
-    tags = ChurnRegistry(mlflow_uri, MODEL).version(champion).tags
+    tags = _registry(mlflow_uri).version(champion).tags
     assert tags["gate.decision"] == "promoted"
     assert tags["dagster.run_id"] == first_run.run_id
     assert len(tags["data.fingerprint"]) == 16
@@ -44,7 +48,7 @@ def test_first_model_becomes_champion_in_mlflow_rest_api(first_run, mlflow_uri: 
 
 def test_mlflow_run_records_params_metrics_plots_and_lineage(first_run, mlflow_uri: str) -> None:
     candidate = first_run.output_for_node("churn_candidate")
-    run = MlflowClient(mlflow_uri).get_run(candidate.run_id)
+    run = MlflowClient(mlflow_uri).get_run(candidate.run.run_id)
     assert run.data.params["recipe"] == "hist_gradient_boosting"
     assert run.data.params["split_seed"] == "42"
     assert run.data.metrics["roc_auc"] >= 0.80
@@ -53,7 +57,7 @@ def test_mlflow_run_records_params_metrics_plots_and_lineage(first_run, mlflow_u
     assert run.data.tags["mlflow.source.git.commit"]
     assert run.data.tags["data.fingerprint"]
     artifacts = {
-        a.path for a in MlflowClient(mlflow_uri).list_artifacts(candidate.run_id, "evaluation")
+        a.path for a in MlflowClient(mlflow_uri).list_artifacts(candidate.run.run_id, "evaluation")
     }
     assert artifacts == {
         "evaluation/roc_curve.png",
@@ -75,7 +79,7 @@ def test_dagster_materializations_link_to_mlflow(first_run, mlflow_uri: str) -> 
     candidate = first_run.output_for_node("churn_candidate")
     training = materialization_metadata(first_run, "churn_candidate")
     assert training["mlflow_run"].url.startswith(mlflow_uri)
-    assert training["mlflow_run"].url.endswith(candidate.run_id)
+    assert training["mlflow_run"].url.endswith(candidate.run.run_id)
     evaluation = materialization_metadata(first_run, "candidate_evaluation")
     assert evaluation["roc_curve"].value.startswith("![roc_curve.png](data:image/png;base64,")
     gate = materialization_metadata(first_run, "champion_version")
@@ -89,7 +93,7 @@ def test_gate_keeps_champion_when_challenger_is_not_better(first_run, mlflow_uri
     challenger = second.output_for_node("challenger_version")
     assert challenger != champion_before
     assert second.output_for_node("champion_version") == champion_before
-    registry = ChurnRegistry(mlflow_uri, MODEL)
+    registry = _registry(mlflow_uri)
     assert registry.champion().version == champion_before
     rejected = registry.version(challenger).tags
     assert rejected["gate.decision"] == "rejected"

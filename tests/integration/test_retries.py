@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from registry.client import ChurnRegistry
+from registry.mlflow_registry import MlflowModelRegistry
 from tests.conftest import restartable_mlflow
 from tests.integration.pipeline import materialize_pipeline
 
@@ -59,7 +59,7 @@ def test_steps_retry_with_backoff_until_mlflow_is_back(
         assert not run.is_alive()
         result = outcome["result"]
         assert result.success
-        champion = ChurnRegistry(uri, MODEL).champion()
+        champion = MlflowModelRegistry(uri, MODEL, "churn-training").champion()
     retried = _events(instance, dg.DagsterEventType.STEP_UP_FOR_RETRY)
     restarted = _events(instance, dg.DagsterEventType.STEP_RESTARTED)
     figures(

@@ -14,9 +14,8 @@ import pytest
 from churnops.contract import example_record
 from churnops.data.cleaning import clean_customers
 from churnops.data.synthetic import generate_customers
-from churnops.model import recipe
-from registry.client import ChurnRegistry
-from registry.tracking import log_candidate
+from churnops.model import recipes
+from registry.mlflow_registry import MlflowModelRegistry
 from tests.conftest import start_bento, wait_ready
 from tests.integration.pipeline import materialize_pipeline
 
@@ -42,11 +41,9 @@ def bento(tmp_path_factory: pytest.TempPathFactory, mlflow_uri: str, champion: s
 def register_other_model(mlflow_uri: str) -> str:
     """A logistic-regression version, registered without going through the gate."""
     frame = clean_customers(generate_customers(5_000, seed=3), "synthetic").frame
-    model = recipe.train(frame, "logistic_regression")
-    logged = log_candidate(mlflow_uri, "serving-tests", "lr", model, {"recipe": "lr"}, {})
-    return ChurnRegistry(mlflow_uri, MODEL).register(
-        logged.model_uri, logged.model_id, logged.run_id, {}
-    )
+    model = recipes.train(frame, "logistic_regression", seed=0)
+    registry = MlflowModelRegistry(mlflow_uri, MODEL, "serving-tests")
+    return registry.register(registry.log_candidate("lr", model, {"recipe": "lr"}, {}), {})
 
 
 def test_predict_returns_probability_from_champion(bento, champion: str) -> None:
@@ -144,7 +141,7 @@ def test_swap_and_rollback_under_load_fail_no_request(
     bento, mlflow_uri: str, champion: str
 ) -> None:
     """A client keeps calling while @champion moves to a new version and back."""
-    registry = ChurnRegistry(mlflow_uri, MODEL)
+    registry = MlflowModelRegistry(mlflow_uri, MODEL, "serving-tests")
     new_version = register_other_model(mlflow_uri)
     seen: Counter[str] = Counter()
     failures: list[str] = []

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from churnops.data.synthetic import generate_customers
-from registry.client import ChurnRegistry
+from registry.mlflow_registry import MlflowModelRegistry
 from tests.integration.pipeline import materialize_pipeline
 
 pytestmark = pytest.mark.integration
@@ -36,7 +36,7 @@ def test_pipeline_runs_unchanged_on_a_user_csv(tmp_path: Path, mlflow_uri: str) 
     result = materialize_pipeline(mlflow_uri, MODEL, data_path=str(csv))
     assert result.success
     assert result.output_for_node("candidate_evaluation")["roc_auc"] >= 0.75
-    assert ChurnRegistry(mlflow_uri, MODEL).champion() is not None
+    assert MlflowModelRegistry(mlflow_uri, MODEL, "churn-training").champion() is not None
 
 
 def test_broken_csv_fails_naming_file_and_column_and_registers_nothing(
@@ -48,7 +48,7 @@ def test_broken_csv_fails_naming_file_and_column_and_registers_nothing(
     fields[5] = "twelve"  # tenure on file line 4
     lines[3] = ",".join(fields)
     csv.write_text("\n".join(lines) + "\n")
-    registry = ChurnRegistry(mlflow_uri, MODEL + "-broken")
+    registry = MlflowModelRegistry(mlflow_uri, MODEL + "-broken", "churn-training")
     result = materialize_pipeline(
         mlflow_uri, MODEL + "-broken", raise_on_error=False, data_path=str(csv)
     )

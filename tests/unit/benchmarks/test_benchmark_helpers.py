@@ -12,7 +12,7 @@ from mlflow.types.utils import _infer_schema
 
 from benchmarks.common import RssTimeline
 from benchmarks.pipeline import step_spans
-from registry.tracking import SampledSchemaDataset, schema_sample
+from registry.datasets import SampledSchemaDataset, schema_sample
 
 pytestmark = pytest.mark.unit
 

@@ -14,7 +14,7 @@ from churnops.contract import FEATURE_NAMES, RAW_COLUMNS, ContractError, example
 from churnops.data.cleaning import clean_customers
 from churnops.data.sources import read_customer_file
 from churnops.data.synthetic import DriftSpec, generate_customers
-from churnops.model.recipe import rows_to_frame
+from churnops.model.scoring import rows_to_frame
 from churnops.records import CustomerRecord, records_to_rows
 
 pytestmark = pytest.mark.unit

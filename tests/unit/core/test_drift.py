@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,10 +21,11 @@ from churnops.monitoring.drift import (
     numeric_drift,
     psi,
 )
+from churnops.settings import Settings
 
 pytestmark = pytest.mark.unit
 
-T = DriftThresholds()
+T = DriftThresholds.from_settings(Settings())
 
 
 def test_psi_is_zero_for_identical_and_grows_with_shift() -> None:
@@ -116,12 +119,59 @@ def test_live_quality_per_version_needs_enough_labels() -> None:
 
 def test_poor_live_auc_alone_triggers_retraining() -> None:
     report = build_report(_window(4000, 1), _window(3000, 2), T)
-    degraded = type(report)(
-        rows=report.rows,
-        features=report.features,
-        score=report.score,
-        quality={"1": {"labels": 500.0, "roc_auc": 0.55, "brier": 0.3}},
+    degraded = dataclasses.replace(
+        report, quality={"1": {"labels": 500.0, "roc_auc": 0.55, "brier": 0.3}}
     )
     decision = decide_retrain(degraded, T)
     assert decision.retrain
     assert "live ROC AUC of v1 0.550 < 0.7" in decision.reason
+
+
+def test_thresholds_have_no_defaults_and_come_whole_from_settings() -> None:
+    fields = dataclasses.fields(DriftThresholds)
+    assert all(f.default is dataclasses.MISSING for f in fields)
+    settings = Settings(
+        drift_psi=0.31,
+        drift_p_value=0.02,
+        drift_share=0.25,
+        drift_score_psi=0.41,
+        monitor_min_rows=77,
+        drift_min_labels=33,
+        drift_min_live_auc=0.61,
+    )
+    assert DriftThresholds.from_settings(settings) == DriftThresholds(
+        psi=0.31,
+        p_value=0.02,
+        drift_share=0.25,
+        score_psi=0.41,
+        min_rows=77,
+        min_labels=33,
+        min_live_auc=0.61,
+    )
+
+
+def test_report_carries_the_thresholds_it_was_judged_by() -> None:
+    strict = dataclasses.replace(T, psi=0.05)
+    assert build_report(_window(2000, 1), _window(1000, 2), strict).thresholds == strict
+
+
+def test_min_labels_setting_decides_when_live_auc_is_judged() -> None:
+    reference = _window(4000, 1)
+    window = _window(3000, 2)
+    window[TARGET_COLUMN] = np.where(np.arange(len(window)) % 2, "Yes", "No")
+    window.loc[300:, TARGET_COLUMN] = None  # 300 labels
+    few = DriftThresholds.from_settings(Settings(drift_min_labels=301))
+    enough = DriftThresholds.from_settings(Settings(drift_min_labels=300))
+    assert "roc_auc" not in build_report(reference, window, few).quality["1"]
+    assert "roc_auc" in build_report(reference, window, enough).quality["1"]
+
+
+def test_score_psi_setting_decides_when_score_drift_retrains() -> None:
+    window = _window(3000, 2)
+    window[SCORE_COLUMN] = window[SCORE_COLUMN] ** 2  # the model's output moved, features did not
+    report = build_report(_window(4000, 1), window, T)
+    measured = report.score.psi
+    lenient = DriftThresholds.from_settings(Settings(drift_score_psi=measured * 1.1))
+    strict = DriftThresholds.from_settings(Settings(drift_score_psi=measured * 0.9))
+    assert not decide_retrain(report, lenient).retrain
+    assert decide_retrain(report, strict).reason.startswith("score PSI")

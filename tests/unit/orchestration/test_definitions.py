@@ -7,10 +7,10 @@ import pytest
 
 from churnops.data.cleaning import clean_customers as clean
 from churnops.data.synthetic import generate_customers
+from churnops.settings import Settings
 from orchestration.assets.checks import CLEAN_CUSTOMER_CHECKS
 from orchestration.assets.features import clean_customers, customer_split
-from orchestration.definitions import defs
-from orchestration.resources import CustomerSource, TrainingPolicy
+from orchestration.definitions import build_resources, defs
 
 pytestmark = pytest.mark.unit
 
@@ -33,8 +33,12 @@ def test_every_asset_is_grouped_described_owned_and_versioned() -> None:
     assert {key: spec.group_name for key, spec in specs.items()} == GROUPS
     for key, spec in specs.items():
         assert spec.description, key
-        assert spec.owners == ["team:ml-platform"], key
-        assert spec.code_version == "1", key
+        assert spec.owners and all(owner.startswith("team:") for owner in spec.owners), key
+        assert spec.code_version, key
+    # One team owns the platform's assets and one code version covers them: a change to either
+    # is a change to every asset at once.
+    assert len({tuple(spec.owners) for spec in specs.values()}) == 1
+    assert len({spec.code_version for spec in specs.values()}) == 1
 
 
 def test_assets_calling_mlflow_or_the_store_retry_with_exponential_backoff() -> None:
@@ -61,16 +65,22 @@ def test_jobs_and_sensor_are_wired() -> None:
 def test_weekly_retrain_schedule_is_listed_but_off_until_turned_on() -> None:
     schedule = defs.resolve_schedule_def("weekly_retrain")
     assert schedule.job_name == "train_and_promote"
-    assert schedule.cron_schedule == "0 3 * * 1"
+    minute, hour, day_of_month, month, day_of_week = schedule.cron_schedule.split()
+    # Once a week: one fixed minute of one fixed hour on one weekday, every month.
+    assert minute.isdigit() and hour.isdigit() and day_of_week.isdigit()
+    assert (day_of_month, month) == ("*", "*")
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
 
 
 def test_clean_customers_asset_types_the_raw_frame() -> None:
     raw = generate_customers(300, seed=1)
-    output = clean_customers(raw_customers=raw, customer_source=CustomerSource(synthetic_rows=300))
+    resources = build_resources(Settings(synthetic_rows=300, retrain_with_production_labels=False))
+    output = clean_customers(raw_customers=raw, customer_source=resources["customer_source"])
     assert len(output.value) == 300
     assert output.metadata["dagster/row_count"].value == 300
-    split = customer_split(clean_customers=output.value, training_policy=TrainingPolicy())
+    split = customer_split(
+        clean_customers=output.value, training_policy=resources["training_policy"]
+    )
     assert split.value.summary()["holdout_rows"] == 60
 
 

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import uuid
+
+import dagster as dg
 import numpy as np
+import pandas as pd
 import pytest
 
-from churnops.contract import TARGET_COLUMN
+from churnops.contract import FEATURE_NAMES, TARGET_COLUMN
 from churnops.data.cleaning import clean_customers
 from churnops.data.synthetic import DriftSpec, generate_customers
+from churnops.monitoring import prediction_store
 from churnops.monitoring.drift import SCORE_COLUMN, DriftThresholds
-from orchestration.sensors import assess_window
+from churnops.settings import Settings
+from orchestration.definitions import build_resources
+from orchestration.jobs import retrain_on_drift
+from orchestration.resources import InMemoryRegistryResource, memory_registry
+from orchestration.sensors import assess_window, build_drift_sensor
 
 pytestmark = pytest.mark.unit
 
-T = DriftThresholds(min_rows=1000)
+T = DriftThresholds.from_settings(Settings(monitor_min_rows=1000))
 
 
 def _frame(n: int, seed: int, drift: DriftSpec | None = None):
@@ -37,6 +46,12 @@ def test_too_few_rows_keep_accumulating_without_moving_the_cursor() -> None:
     assert "999 new predictions; waiting for 1000" in outcome.reason
 
 
+def test_a_champion_without_a_training_reference_is_not_judged() -> None:
+    outcome = assess_window(_frame(1500, 1), None, "3", T)
+    assert not outcome.retrain and outcome.cursor is None
+    assert outcome.reason == "champion v3 has no training reference"
+
+
 def test_stable_window_skips_and_advances_the_cursor() -> None:
     window = _frame(1500, 1)
     outcome = assess_window(window, _frame(3000, 2), "3", T)
@@ -52,3 +67,118 @@ def test_drifted_window_requests_retraining() -> None:
     assert outcome.retrain
     assert outcome.cursor == window["ts"].max()
     assert "features drifted" in outcome.reason
+
+
+# The sensor itself, tick by tick: an ephemeral instance, the in-memory registry and an
+# in-memory SQLite prediction store shared by name.
+
+SENSOR = build_drift_sensor(retrain_on_drift, interval_seconds=30)
+DRIFT = DriftSpec(monthly_charges_shift=25, month_to_month_share_shift=-0.3)
+
+
+class Ticks:
+    """One sensor under test: its resources, its store and the cursor carried between ticks."""
+
+    def __init__(self, min_rows: int) -> None:
+        name = uuid.uuid4().hex
+        url = f"sqlite:///file:{name}?mode=memory&cache=shared&uri=true"
+        # This engine keeps the shared in-memory database alive for the sensor's engines.
+        self.engine = prediction_store.connect(url)
+        settings = Settings(prediction_store_url=url, monitor_min_rows=min_rows)
+        resources = build_resources(settings)
+        self.registry = memory_registry(name, "churn", "training")
+        self.resources = {
+            "prediction_store": resources["prediction_store"],
+            "monitor_policy": resources["monitor_policy"],
+            "model_registry": InMemoryRegistryResource(
+                namespace=name, model_name="churn", experiment="training"
+            ),
+        }
+        self.instance = dg.DagsterInstance.ephemeral()
+        self.cursor: str | None = None
+        self.next_ts = 1_000.0
+
+    def crown_champion(self) -> str:
+        """A champion whose training reference is undrifted customers."""
+        logged = self.registry.log_candidate("candidate", object(), {}, {})  # type: ignore[arg-type]
+        reference = _frame(3000, 2).loc[:, [*FEATURE_NAMES, SCORE_COLUMN]]
+        self.registry.log_reference(logged.run_id, reference)
+        version = self.registry.register(logged, {})
+        self.registry.promote(version, "test")
+        return version
+
+    def serve(self, rows: int, seed: int, drift: DriftSpec | None = None) -> float:
+        """Log `rows` predictions one second apart; returns the last one's time."""
+        customers = generate_customers(rows, seed=seed, drift=drift)
+        logged = customers.drop(columns=[TARGET_COLUMN]).astype(
+            {c: str for c in customers.select_dtypes("category").columns if c != TARGET_COLUMN}
+        )
+        logged.insert(0, "request_id", [f"{seed}-{i}-{self.next_ts}" for i in range(rows)])
+        logged.insert(1, "ts", self.next_ts + np.arange(rows, dtype=float))
+        logged.insert(2, "model_version", "1")
+        logged[SCORE_COLUMN] = np.random.default_rng(seed).uniform(0, 1, rows)
+        logged["churn"] = np.where(logged[SCORE_COLUMN] >= 0.5, "Yes", "No")
+        records = logged.astype(object).where(pd.notna(logged), None).to_dict("records")
+        prediction_store.write_predictions(self.engine, records)
+        self.next_ts += rows
+        return self.next_ts - 1
+
+    def tick(self) -> dg.SkipReason | dg.RunRequest:
+        context = dg.build_sensor_context(
+            instance=self.instance, cursor=self.cursor, resources=self.resources
+        )
+        result = SENSOR(context)
+        self.cursor = context.cursor
+        return result
+
+
+def test_sensor_waits_for_a_champion_then_for_a_full_window() -> None:
+    ticks = Ticks(min_rows=500)
+    ticks.serve(300, seed=1)
+    skipped = ticks.tick()
+    assert isinstance(skipped, dg.SkipReason)
+    assert skipped.skip_message == "no champion to monitor yet"
+    assert ticks.cursor is None
+    version = ticks.crown_champion()
+    waiting = ticks.tick()
+    assert waiting.skip_message == "300 new predictions; waiting for 500 to fill a window"
+    assert ticks.cursor is None
+    end = ticks.serve(300, seed=2)  # the rows logged before the champion existed still count
+    full = ticks.tick()
+    assert full.skip_message.startswith(f"vs champion v{version}: stable over 600 predictions")
+    assert float(ticks.cursor) == end
+
+
+def test_sensor_advances_over_a_stable_window_and_requests_one_run_per_drifted_one() -> None:
+    ticks = Ticks(min_rows=500)
+    version = ticks.crown_champion()
+    stable_end = ticks.serve(1500, seed=1)
+    stable = ticks.tick()
+    assert isinstance(stable, dg.SkipReason)
+    assert stable.skip_message.startswith(f"vs champion v{version}: stable over 1500 predictions")
+    assert float(ticks.cursor) == stable_end
+
+    drifted_end = ticks.serve(1500, seed=3, drift=DRIFT)
+    request = ticks.tick()
+    assert isinstance(request, dg.RunRequest)
+    assert request.run_key == f"drift-window-{stable_end:.6f}-{drifted_end:.6f}"
+    assert request.run_config == {
+        "ops": {"drift_report": {"config": {"since_ts": stable_end, "until_ts": drifted_end}}}
+    }
+    assert request.tags["churnops/trigger"] == "drift_sensor"
+    assert request.tags["churnops/reason"].startswith(f"vs champion v{version}: ")
+    assert "features drifted" in request.tags["churnops/reason"]
+    assert float(ticks.cursor) == drifted_end
+    quiet = ticks.tick()  # nothing new since the cursor
+    assert quiet.skip_message.startswith("0 new predictions")
+
+
+def test_sensor_skips_while_a_retraining_run_is_in_progress() -> None:
+    ticks = Ticks(min_rows=500)
+    ticks.crown_champion()
+    ticks.serve(1500, seed=3, drift=DRIFT)
+    run = dg.DagsterRun(job_name=retrain_on_drift.name, status=dg.DagsterRunStatus.STARTED)
+    ticks.instance.add_run(run)
+    skipped = ticks.tick()
+    assert skipped.skip_message == f"retraining run {run.run_id} is still in progress"
+    assert ticks.cursor is None

@@ -47,6 +47,7 @@ def test_docker_executor_forwards_names_network_volumes_and_image() -> None:
     )
     executor = select_executor(settings, ENVIRON)
     assert executor.name == "docker"
+    assert _resolved_config(executor)["image"] == "churnops/dagster:dev"
     config = docker_executor_config(settings, ENVIRON)
     assert config == {
         "env_vars": ["CHURNOPS_MLFLOW_TRACKING_URI", "DAGSTER_PG_PASSWORD"],
@@ -60,9 +61,25 @@ def test_docker_executor_forwards_names_network_volumes_and_image() -> None:
     assert "s3cret" not in repr(config)
 
 
+def _resolved_config(executor: dg.ExecutorDefinition) -> dict:
+    """The config the executor runs with: what `.configured(...)` baked in, plus defaults."""
+    resolved = executor.config_schema.resolve_config({})
+    assert resolved.success, resolved.errors
+    return resolved.value["config"]
+
+
 def test_k8s_executor_takes_the_image_and_inherits_the_rest() -> None:
     executor = select_executor(Settings(executor="k8s", executor_image="churnops/dagster:1"), {})
     assert executor.name == "k8s"
+    config = _resolved_config(executor)
+    assert config["job_image"] == "churnops/dagster:1"
+    # Namespace, env config maps and secrets come from the Helm run launcher, not from here.
+    assert "job_namespace" not in config and "env_secrets" not in config
+
+
+def test_k8s_executor_without_an_image_uses_the_code_location_image() -> None:
+    config = _resolved_config(select_executor(Settings(executor="k8s"), {}))
+    assert "job_image" not in config
 
 
 def test_only_platform_and_dagster_variables_are_forwarded() -> None:

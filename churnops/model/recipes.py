@@ -1,0 +1,187 @@
+"""Model recipes by name: each is a typed hyperparameter model and a builder of an sklearn Pipeline.
+
+Adding a recipe is one `Recipe(...)` entry in `RECIPES`: settings validate the name against it,
+training builds from it, a run logs only that recipe's hyperparameters, and the Dagster run
+config (orchestration/config.py) offers its section in the launchpad.
+
+Each pipeline carries its own preprocessing, so serving feeds it raw contract fields
+(see `churnops.model.scoring`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Generic, TypeVar
+
+import numpy as np
+import pandas as pd
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+from churnops.contract import CATEGORICAL_FEATURES, FEATURES_BY_NAME, NUMERIC_FEATURES
+from churnops.model.scoring import features, labels
+
+# Types outside skops' default trust list that our recipes contain, each reviewed: a numpy dtype,
+# the fitted tree predictor, and sklearn's own input validator bound with functools.partial.
+# MLflow refuses to load a model holding any other untrusted type.
+TRUSTED_TYPES: list[str] = [
+    "functools.partial",
+    "numpy.dtype",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.utils.validation.check_array",
+]
+
+
+class RecipeParams(BaseModel):
+    """One recipe's hyperparameters: immutable, and a misspelt name is an error, not ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+P = TypeVar("P", bound=RecipeParams)
+
+
+@dataclass(frozen=True)
+class Recipe(Generic[P]):
+    """A registry entry: the name settings choose it by, its params model and its builder."""
+
+    name: str
+    params: type[P]
+    build: Callable[[P, int], Pipeline]  # (params, seed) -> unfitted pipeline
+    description: str
+
+    def parse(self, values: Mapping[str, object] | None = None) -> P:
+        """Typed params from plain values (e.g. run config); unset ones take their defaults."""
+        return self.params.model_validate(dict(values or {}))
+
+    def pipeline(self, params: P | None, seed: int) -> Pipeline:
+        chosen = self.params() if params is None else params
+        if not isinstance(chosen, self.params):
+            raise TypeError(
+                f"recipe {self.name!r} takes {self.params.__name__}, not {type(chosen).__name__}"
+            )
+        return self.build(chosen, seed)
+
+
+def _categories() -> list[list[str]]:
+    return [list(FEATURES_BY_NAME[name].categories) for name in CATEGORICAL_FEATURES]
+
+
+class HistGradientBoostingParams(RecipeParams):
+    max_iter: int = Field(300, gt=0, description="Boosting iterations (upper bound).")
+    learning_rate: float = Field(0.08, gt=0, description="Boosting learning rate.")
+    max_leaf_nodes: int = Field(31, gt=1, description="Leaves per tree.")
+    l2_regularization: float = Field(1.0, ge=0, description="Boosting L2 penalty.")
+
+
+def _hist_gradient_boosting(params: HistGradientBoostingParams, seed: int) -> Pipeline:
+    encode = OrdinalEncoder(
+        categories=_categories(),
+        handle_unknown="use_encoded_value",
+        unknown_value=np.nan,
+        encoded_missing_value=np.nan,
+    )
+    preprocess = ColumnTransformer(
+        [("categorical", encode, list(CATEGORICAL_FEATURES))],
+        remainder="passthrough",
+        verbose_feature_names_out=False,
+    )
+    estimator = HistGradientBoostingClassifier(
+        max_iter=params.max_iter,
+        learning_rate=params.learning_rate,
+        max_leaf_nodes=params.max_leaf_nodes,
+        l2_regularization=params.l2_regularization,
+        categorical_features=list(range(len(CATEGORICAL_FEATURES))),
+        early_stopping=True,
+        validation_fraction=0.1,
+        n_iter_no_change=20,
+        random_state=seed,
+    )
+    return Pipeline([("preprocess", preprocess), ("model", estimator)])
+
+
+class LogisticRegressionParams(RecipeParams):
+    c: float = Field(1.0, gt=0, description="Inverse regularization strength.")
+
+
+def _logistic_regression(params: LogisticRegressionParams, seed: int) -> Pipeline:
+    """The seed is unused: lbfgs on this convex loss is deterministic."""
+    numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
+    preprocess = ColumnTransformer(
+        [
+            (
+                "categorical",
+                OneHotEncoder(categories=_categories(), handle_unknown="ignore"),
+                list(CATEGORICAL_FEATURES),
+            ),
+            ("numeric", numeric, list(NUMERIC_FEATURES)),
+        ],
+        verbose_feature_names_out=False,
+    )
+    estimator = LogisticRegression(C=params.c, max_iter=1000)
+    return Pipeline([("preprocess", preprocess), ("model", estimator)])
+
+
+def _by_name(*recipes: Recipe) -> dict[str, Recipe]:
+    registry = {recipe.name: recipe for recipe in recipes}
+    if len(registry) != len(recipes):
+        raise ValueError("two recipes share a name")
+    return registry
+
+
+RECIPES: dict[str, Recipe] = _by_name(
+    Recipe(
+        "hist_gradient_boosting",
+        HistGradientBoostingParams,
+        _hist_gradient_boosting,
+        "Gradient-boosted trees on ordinal-coded categories (native missing values).",
+    ),
+    Recipe(
+        "logistic_regression",
+        LogisticRegressionParams,
+        _logistic_regression,
+        "Logistic regression on one-hot categories and imputed, scaled numbers.",
+    ),
+)
+
+
+def lookup(name: str) -> Recipe:
+    """The registered recipe called `name`; an unknown name is an error listing the choices."""
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise ValueError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}") from None
+
+
+def _registered(name: str) -> str:
+    lookup(name)
+    return name
+
+
+# A recipe name, checked against the registry when validated (settings, resources).
+RecipeName = Annotated[str, AfterValidator(_registered)]
+
+
+def build_pipeline(name: str, params: RecipeParams | None = None, *, seed: int) -> Pipeline:
+    """The unfitted pipeline of recipe `name` (its default params unless given)."""
+    return lookup(name).pipeline(params, seed)
+
+
+def train(
+    frame: pd.DataFrame, name: str, params: RecipeParams | None = None, *, seed: int
+) -> Pipeline:
+    """Fit recipe `name` on cleaned customers."""
+    pipeline = build_pipeline(name, params, seed=seed)
+    pipeline.fit(features(frame), labels(frame))
+    return pipeline
+
+
+def run_params(params: RecipeParams, seed: int) -> dict[str, object]:
+    """What a training run logs: its own recipe's hyperparameters and the seed, nothing else."""
+    return {**params.model_dump(), "seed": seed}

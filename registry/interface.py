@@ -1,0 +1,205 @@
+"""`ModelRegistry`: everything the platform does with its experiment tracker and model registry.
+
+The orchestration, the CLI and serving speak only this interface. `MlflowModelRegistry` is the
+production implementation; `InMemoryModelRegistry` runs the same logic without a server (tests).
+Alias moves and their history live here, over a few primitives, so both behave the same.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from registry.history import Action, AliasEvent, parse_events, rollback_target
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+MONITORING_EXPERIMENT = "churn-monitoring"
+EVALUATION_FOLDER = "evaluation"
+REFERENCE_ARTIFACT = "reference/reference.parquet"
+MODEL_ARTIFACT = "model"
+
+
+class RegistryError(RuntimeError):
+    """A registry operation that cannot be done (no champion, nothing to roll back to, ...)."""
+
+
+class Figure(Protocol):
+    """What the registry needs of a plot: matplotlib's `savefig` (the registry never imports
+    matplotlib; closing the figure stays with whoever drew it)."""
+
+    def savefig(self, fname: Any, *args: Any, **kwargs: Any) -> Any: ...
+
+
+def figure_png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """A tracked run (training candidate or monitoring report)."""
+
+    run_id: str
+    experiment_id: str
+
+
+@dataclass(frozen=True)
+class LoggedRun:
+    """A training run holding a logged model that a version can be registered from."""
+
+    run_id: str
+    experiment_id: str
+    model_uri: str
+    model_id: str
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version: str
+    run_id: str | None
+    source: str
+    aliases: tuple[str, ...]
+    tags: dict[str, str]
+
+
+class ModelRegistry(ABC):
+    """One registered model plus the experiments its candidates and monitoring reports go to."""
+
+    model_name: str
+
+    # Tracking: runs, metrics, figures, artifacts.
+
+    @abstractmethod
+    def log_candidate(
+        self,
+        run_name: str,
+        model: Pipeline,
+        params: dict[str, object],
+        tags: dict[str, str],
+        datasets: dict[str, pd.DataFrame] | None = None,
+    ) -> LoggedRun:
+        """One run per candidate holding the model (with the contract's signature); `datasets`
+        (context → frame, e.g. training/holdout) become the run's dataset inputs."""
+
+    @abstractmethod
+    def log_metrics_and_figures(
+        self,
+        run_id: str,
+        metrics: dict[str, float],
+        figures: dict[str, Figure],
+        folder: str = EVALUATION_FOLDER,
+    ) -> None:
+        """Attach metrics and PNG plots (`folder/name`) to an existing run."""
+
+    @abstractmethod
+    def log_reference(self, run_id: str, frame: pd.DataFrame) -> None:
+        """Store the frame monitoring compares traffic with (features + scores)."""
+
+    @abstractmethod
+    def load_reference(self, run_id: str) -> pd.DataFrame: ...
+
+    @abstractmethod
+    def log_monitoring_run(
+        self,
+        run_name: str,
+        metrics: dict[str, float],
+        figures: dict[str, Figure],
+        tags: dict[str, str],
+    ) -> RunRef:
+        """A finished run in the `churn-monitoring` experiment; `figures` are keyed by their
+        artifact path (e.g. `drift/psi_per_feature.png`)."""
+
+    @abstractmethod
+    def run_url(self, run: RunRef | LoggedRun) -> str: ...
+
+    @abstractmethod
+    def version_url(self, version: str) -> str: ...
+
+    # Registry primitives.
+
+    @abstractmethod
+    def ensure_model(self, description: str = "") -> None:
+        """Create the registered model unless it exists."""
+
+    @abstractmethod
+    def register(self, run: LoggedRun, tags: dict[str, str]) -> str:
+        """A new version from the run's logged model; returns once it is ready to load."""
+
+    @abstractmethod
+    def version(self, version: str) -> VersionInfo: ...
+
+    @abstractmethod
+    def versions(self) -> list[VersionInfo]:
+        """Every version with its aliases, oldest first."""
+
+    @abstractmethod
+    def by_alias(self, alias: str) -> VersionInfo | None: ...
+
+    @abstractmethod
+    def tag_version(self, version: str, tags: dict[str, str]) -> None: ...
+
+    @abstractmethod
+    def load_model(self, ref: str) -> Pipeline:
+        """A version number (`"3"`) or a model URI (`models:/churn/3`, `models:/churn@champion`,
+        `models:/<model_id>`)."""
+
+    @abstractmethod
+    def _set_alias(self, alias: str, version: str) -> None: ...
+
+    @abstractmethod
+    def _delete_alias(self, alias: str) -> None: ...
+
+    # Shared behaviour over the primitives.
+
+    def model_uri(self, version: str) -> str:
+        return f"models:/{self.model_name}/{version}"
+
+    def champion(self) -> VersionInfo | None:
+        return self.by_alias(CHAMPION)
+
+    def set_challenger(self, version: str) -> None:
+        self._set_alias(CHALLENGER, version)
+
+    def promote(self, version: str, reason: str) -> AliasEvent:
+        """Point `@champion` at `version` and record the move on that version."""
+        return self._move_champion(version, "promote", reason)
+
+    def rollback(self, reason: str = "manual rollback") -> AliasEvent:
+        """Move `@champion` back to the version that held it before the current one."""
+        target = rollback_target(self.alias_history(CHAMPION))
+        if target is None:
+            raise RegistryError(
+                f"model '{self.model_name}' has no previous champion to roll back to"
+            )
+        return self._move_champion(target, "rollback", reason)
+
+    def alias_history(self, alias: str = CHAMPION) -> list[AliasEvent]:
+        return parse_events({v.version: v.tags for v in self.versions()}, alias)
+
+    def _move_champion(self, version: str, action: Action, reason: str) -> AliasEvent:
+        current = self.champion()
+        event = AliasEvent(
+            alias=CHAMPION,
+            action=action,
+            to_version=str(version),
+            from_version=current.version if current else None,
+            at=datetime.now(UTC).isoformat(timespec="seconds"),
+            at_ns=time.time_ns(),
+            reason=reason,
+        )
+        # Record first: a crash between the two calls leaves history ahead, never missing.
+        self.tag_version(event.to_version, {event.tag_key(): event.tag_value()})
+        self._set_alias(CHAMPION, event.to_version)
+        challenger = self.by_alias(CHALLENGER)
+        if challenger and challenger.version == event.to_version:
+            self._delete_alias(CHALLENGER)
+        return event

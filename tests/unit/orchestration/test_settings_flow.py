@@ -1,0 +1,210 @@
+"""Settings are the one source of every default: each resource field is a setting, no resource
+has a default of its own, the drift chart draws the configured thresholds, and URLs that may
+hold a password reach Dagster as `EnvVar`s so the UI never shows them."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import dagster as dg
+import numpy as np
+import pytest
+
+from churnops.contract import TARGET_COLUMN
+from churnops.data.cleaning import clean_customers
+from churnops.data.synthetic import generate_customers
+from churnops.monitoring.drift import SCORE_COLUMN, DriftThresholds, build_report
+from churnops.settings import Settings
+from orchestration.definitions import build_resources, env_backed
+from orchestration.plots import drift_figure
+
+pytestmark = pytest.mark.unit
+
+# (resource key, resource field) -> the Settings attribute it is built from.
+FROM_SETTINGS = {
+    ("customer_source", "path"): "data_path",
+    ("customer_source", "synthetic_rows"): "synthetic_rows",
+    ("customer_source", "seed"): "seed",
+    ("prediction_store", "url"): "prediction_store",
+    ("model_registry", "tracking_uri"): "tracking_uri",
+    ("model_registry", "model_name"): "model_name",
+    ("model_registry", "experiment"): "experiment",
+    ("training_policy", "recipe"): "recipe",
+    ("training_policy", "holdout_fraction"): "holdout_fraction",
+    ("training_policy", "seed"): "seed",
+    ("training_policy", "min_auc"): "gate_min_auc",
+    ("training_policy", "margin"): "gate_margin",
+    ("monitor_policy", "min_rows"): "monitor_min_rows",
+    ("monitor_policy", "psi"): "drift_psi",
+    ("monitor_policy", "p_value"): "drift_p_value",
+    ("monitor_policy", "drift_share"): "drift_share",
+    ("monitor_policy", "score_psi"): "drift_score_psi",
+    ("monitor_policy", "min_labels"): "drift_min_labels",
+    ("monitor_policy", "min_live_auc"): "drift_min_live_auc",
+}
+# The customer source reads the prediction store only when this setting says so.
+NESTED = {("customer_source", "prediction_store"): "retrain_with_production_labels"}
+# Launchpad-only demo knobs (no setting): the one place resources may keep a default.
+LAUNCHPAD_KNOBS = {
+    ("customer_source", "tenure_scale"),
+    ("customer_source", "monthly_charges_shift"),
+}
+
+# A value different from its default for every setting the resources read.
+NON_DEFAULT = {
+    "data_path": "/data/telco.parquet",
+    "synthetic_rows": 1234,
+    "seed": 7,
+    "prediction_store_url": "sqlite:////srv/elsewhere/predictions.db",
+    "mlflow_tracking_uri": "http://mlflow.internal:5500",
+    "model_name": "churn-eu",
+    "experiment": "churn-eu-training",
+    "recipe": "logistic_regression",
+    "holdout_fraction": 0.3,
+    "gate_min_auc": 0.65,
+    "gate_margin": 0.01,
+    "monitor_min_rows": 321,
+    "drift_psi": 0.3,
+    "drift_p_value": 0.05,
+    "drift_share": 0.2,
+    "drift_score_psi": 0.4,
+    "drift_min_labels": 50,
+    "drift_min_live_auc": 0.6,
+    "retrain_with_production_labels": False,
+}
+# URLs carrying a password the Dagster UI must not show.
+POSTGRES_URL = "postgresql+psycopg2://churnops:s3cret@db:5432/predictions"
+MLFLOW_URL = "http://user:s3cret@mlflow:5000"
+
+
+@pytest.fixture(autouse=True)
+def _no_platform_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Start from defaults whatever the developer's shell exports."""
+    for name in os.environ:
+        if name.startswith("CHURNOPS_"):
+            monkeypatch.delenv(name)
+
+
+def _fields(resource: dg.ConfigurableResource) -> set[str]:
+    return set(type(resource).model_fields)
+
+
+def test_every_setting_the_resources_read_is_set_to_a_non_default_value() -> None:
+    for name, value in NON_DEFAULT.items():
+        assert Settings.model_fields[name].default != value, name
+
+
+def test_every_resource_field_is_mapped_to_a_setting() -> None:
+    resources = build_resources(Settings(**NON_DEFAULT))
+    mapped = {*FROM_SETTINGS, *NESTED, *LAUNCHPAD_KNOBS}
+    assert {key for key, _ in mapped} == set(resources)
+    for key, resource in resources.items():
+        assert _fields(resource) == {field for k, field in mapped if k == key}, key
+
+
+def test_each_resource_field_equals_its_setting() -> None:
+    settings = Settings(**NON_DEFAULT)
+    resources = build_resources(settings)
+    for (key, field), setting in FROM_SETTINGS.items():
+        assert getattr(resources[key], field) == getattr(settings, setting), (key, field)
+    assert resources["customer_source"].prediction_store is None
+    labelled = Settings(**{**NON_DEFAULT, "retrain_with_production_labels": True})
+    with_labels = build_resources(labelled)
+    assert with_labels["customer_source"].prediction_store is with_labels["prediction_store"]
+
+
+def test_no_resource_field_has_a_default_of_its_own() -> None:
+    resources = build_resources(Settings())
+    for key, field in [*FROM_SETTINGS, *NESTED]:
+        assert type(resources[key]).model_fields[field].is_required(), (key, field)
+
+
+def test_monitor_policy_thresholds_are_the_settings_thresholds() -> None:
+    settings = Settings(**NON_DEFAULT)
+    policy = build_resources(settings)["monitor_policy"]
+    assert policy.thresholds() == DriftThresholds.from_settings(settings)
+
+
+def _traffic(rows: int, seed: int):
+    frame = clean_customers(generate_customers(rows, seed=seed), "synthetic").frame
+    frame[SCORE_COLUMN] = np.random.default_rng(seed).uniform(0, 1, rows)
+    frame["model_version"] = "1"
+    frame[TARGET_COLUMN] = None
+    return frame
+
+
+def _chart_lines(thresholds: DriftThresholds) -> tuple[float, float]:
+    """(feature line x, score tick x) of the drift chart for a report judged by `thresholds`."""
+    figure = drift_figure(build_report(_traffic(600, 1), _traffic(400, 2), thresholds))
+    (axes,) = figure.axes
+    (feature_line,) = axes.lines
+    (score_tick,) = axes.collections[-1].get_segments()
+    feature_xs, score_xs = set(feature_line.get_xdata()), set(score_tick[:, 0])
+    assert len(feature_xs) == len(score_xs) == 1  # both are vertical
+    return feature_xs.pop(), score_xs.pop()
+
+
+def test_drift_psi_variables_move_the_chart_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    def lines() -> tuple[float, float]:
+        return _chart_lines(build_resources(Settings())["monitor_policy"].thresholds())
+
+    default = Settings()
+    assert lines() == (default.drift_psi, default.drift_score_psi)
+    monkeypatch.setenv("CHURNOPS_DRIFT_PSI", "0.35")
+    monkeypatch.setenv("CHURNOPS_DRIFT_SCORE_PSI", "0.15")
+    assert lines() == (0.35, 0.15)
+
+
+def test_urls_set_in_the_environment_become_env_vars(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHURNOPS_PREDICTION_STORE_URL", POSTGRES_URL)
+    monkeypatch.setenv("CHURNOPS_MLFLOW_TRACKING_URI", MLFLOW_URL)
+    resources = build_resources(Settings(retrain_with_production_labels=True))
+    url, uri = resources["prediction_store"].url, resources["model_registry"].tracking_uri
+    assert isinstance(url, dg.EnvVar) and url.env_var_name == "CHURNOPS_PREDICTION_STORE_URL"
+    assert isinstance(uri, dg.EnvVar) and uri.env_var_name == "CHURNOPS_MLFLOW_TRACKING_URI"
+    for key in ("prediction_store", "model_registry", "customer_source"):
+        # What the Dagster UI lists as the resource's configured values.
+        shown = resources[key].get_resource_definition().config_schema.default_value_as_json_str
+        assert "s3cret" not in shown, key
+    shown = resources["prediction_store"].get_resource_definition().config_schema
+    assert json.loads(shown.default_value_as_json_str)["url"] == {
+        "env": "CHURNOPS_PREDICTION_STORE_URL"
+    }
+
+
+def test_keyword_and_computed_urls_stay_plain_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    computed = build_resources(Settings())["prediction_store"].url
+    assert not isinstance(computed, dg.EnvVar)
+    assert computed == Settings().prediction_store  # the SQLite default in HOME, not a variable
+    monkeypatch.setenv("CHURNOPS_PREDICTION_STORE_URL", POSTGRES_URL)
+    passed = build_resources(Settings(prediction_store_url="sqlite://"))["prediction_store"].url
+    assert not isinstance(passed, dg.EnvVar)
+    assert passed == "sqlite://"  # the keyword wins over the environment, as in Settings
+
+
+def test_env_backed_is_chosen_only_when_the_variable_set_the_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert not isinstance(env_backed("mlflow_tracking_uri", "http://a:5000"), dg.EnvVar)
+    monkeypatch.setenv("CHURNOPS_MLFLOW_TRACKING_URI", "http://a:5000")
+    assert isinstance(env_backed("mlflow_tracking_uri", "http://a:5000"), dg.EnvVar)
+    assert not isinstance(env_backed("mlflow_tracking_uri", "http://b:5000"), dg.EnvVar)
+
+
+def test_env_var_resources_resolve_to_the_variable_value_at_run_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CHURNOPS_PREDICTION_STORE_URL", POSTGRES_URL)
+    monkeypatch.setenv("CHURNOPS_MLFLOW_TRACKING_URI", MLFLOW_URL)
+    resources = build_resources(Settings(retrain_with_production_labels=True))
+    seen: dict[str, str] = {}
+
+    @dg.asset(required_resource_keys={"prediction_store", "customer_source", "model_registry"})
+    def probe(context) -> None:  # annotation left out: this module's are strings
+        seen["store"] = context.resources.prediction_store.url
+        seen["nested"] = context.resources.customer_source.prediction_store.url
+        seen["mlflow"] = context.resources.model_registry.tracking_uri
+
+    assert dg.materialize([probe], resources=resources).success
+    assert seen == {"store": POSTGRES_URL, "nested": POSTGRES_URL, "mlflow": MLFLOW_URL}

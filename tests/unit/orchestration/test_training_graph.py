@@ -1,0 +1,111 @@
+"""The whole training graph (every asset and check of the training groups) materialized against
+the in-memory registry: what `train_and_promote` does, in seconds and without a server."""
+
+from __future__ import annotations
+
+import uuid
+
+import dagster as dg
+import pytest
+
+from churnops.settings import Settings
+from orchestration.definitions import build_resources, defs
+from orchestration.jobs import TRAINING_GROUPS
+from orchestration.resources import InMemoryRegistryResource, memory_registry
+from registry.interface import CHALLENGER, CHAMPION, MONITORING_EXPERIMENT
+from registry.memory import InMemoryModelRegistry
+
+pytestmark = pytest.mark.unit
+
+MODEL, EXPERIMENT = "churn-graph", "graph-training"
+
+
+def _materialize(namespace: str) -> dg.ExecuteInProcessResult:
+    settings = Settings(
+        synthetic_rows=3000, recipe="logistic_regression", prediction_store_url="sqlite://"
+    )
+    resources = {
+        **build_resources(settings),
+        "model_registry": InMemoryRegistryResource(
+            namespace=namespace, model_name=MODEL, experiment=EXPERIMENT
+        ),
+    }
+    return dg.materialize(
+        [*defs.assets, *defs.asset_checks],
+        selection=dg.AssetSelection.groups(*TRAINING_GROUPS),
+        resources=resources,
+    )
+
+
+def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, object]:
+    events = [e for e in result.get_asset_materialization_events() if e.asset_key.path == [asset]]
+    metadata = events[-1].event_specific_data.materialization.metadata
+    return {key: getattr(value, "value", value) for key, value in metadata.items()}
+
+
+@pytest.fixture(scope="module")
+def runs() -> tuple[InMemoryModelRegistry, dg.ExecuteInProcessResult, dg.ExecuteInProcessResult]:
+    """The same data and seed twice: the second candidate equals the champion."""
+    namespace = f"graph-{uuid.uuid4().hex}"
+    first = _materialize(namespace)
+    second = _materialize(namespace)
+    return memory_registry(namespace, MODEL, EXPERIMENT), first, second
+
+
+def test_every_training_asset_and_check_ran(runs) -> None:
+    _, first, _ = runs
+    assert first.success
+    materialized = {e.asset_key.to_user_string() for e in first.get_asset_materialization_events()}
+    assert materialized == {
+        "raw_customers",
+        "clean_customers",
+        "customer_split",
+        "churn_candidate",
+        "candidate_evaluation",
+        "challenger_version",
+        "champion_version",
+    }
+    checks = first.get_asset_check_evaluations()
+    assert len(checks) == 5 and all(check.passed for check in checks)
+
+
+def test_the_first_candidate_becomes_champion_with_its_run_logged(runs) -> None:
+    registry, first, _ = runs
+    gate = _metadata(first, "champion_version")
+    assert gate["promoted"] is True
+    assert gate["champion_version"] == "1"
+    assert gate["reason"].startswith("no champion yet; challenger AUC ")
+    champion = registry.version("1")
+    assert CHAMPION in champion.aliases and CHALLENGER not in champion.aliases
+    assert champion.tags["gate.decision"] == "promoted"
+    assert champion.tags["gate.champion_version"] == "none"
+    assert champion.tags["holdout.roc_auc"] == f"{gate['challenger_auc']:.4f}"
+    run = registry.runs[champion.run_id]
+    assert run.experiment == EXPERIMENT
+    assert run.metrics["roc_auc"] == pytest.approx(gate["challenger_auc"], abs=1e-4)
+    assert {"evaluation/feature_importance.png", "evaluation/roc_curve.png"} <= set(run.figures)
+    assert all(png.startswith(b"\x89PNG") for png in run.figures.values())
+    assert set(run.datasets) == {"training", "holdout"}
+    assert run.params["recipe"] == "logistic_regression"
+    reference = registry.load_reference(champion.run_id)
+    assert len(reference) == len(run.datasets["holdout"])
+    assert _metadata(first, "churn_candidate")["mlflow_run_id"] == champion.run_id
+    assert MONITORING_EXPERIMENT not in registry.experiments
+
+
+def test_an_equal_candidate_is_rejected_and_the_champion_kept(runs) -> None:
+    registry, first, second = runs
+    assert second.success
+    gate = _metadata(second, "champion_version")
+    assert gate["promoted"] is False
+    assert gate["challenger_version"] == "2"
+    assert gate["champion_version"] == "1"
+    first_auc = _metadata(first, "champion_version")["challenger_auc"]
+    # Re-scored on the second run's holdout (the same split), the champion scores the same.
+    assert gate["champion_auc_same_holdout"] == pytest.approx(first_auc)
+    assert f"does not beat champion {first_auc:.4f}" in gate["reason"]
+    assert registry.champion().version == "1"
+    assert registry.by_alias(CHALLENGER).version == "2"
+    assert registry.version("2").tags["gate.decision"] == "rejected"
+    assert registry.version("2").tags["gate.reason"] == gate["reason"]
+    assert [event.to_version for event in registry.alias_history()] == ["1"]

@@ -1,0 +1,79 @@
+"""What the serving worker loads: no plotting, and no scipy.stats pulled in by our own code.
+
+Run in a fresh interpreter (a subprocess: this test process has long imported everything); it
+touches no network, so it stays with the unit tests.
+
+scipy.stats itself still arrives with scikit-learn (`sklearn.utils.fixes` imports it, and the
+worker needs sklearn to run the model); what must not happen is one of our modules importing it
+or matplotlib for a constant, as `evaluation.py` did for DECISION_THRESHOLD.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+OUR_PACKAGES = ("churnops", "registry", "serving")
+
+# Every import statement naming scipy or matplotlib, with the module that ran it (already loaded
+# or not: `__import__` sees each statement, an import hook only the first load).
+PROBE = """
+import builtins, json, sys
+
+original_import = builtins.__import__
+importers = {}
+
+def recording_import(name, globals=None, locals=None, fromlist=(), level=0):
+    if level == 0 and name.split(".")[0] in ("matplotlib", "scipy"):
+        caller = (globals or {}).get("__name__", "?")
+        for imported in [name] + [f"{name}.{item}" for item in fromlist or ()]:
+            importers.setdefault(imported, set()).add(caller)
+    return original_import(name, globals, locals, fromlist, level)
+
+builtins.__import__ = recording_import
+import serving.service
+
+print(json.dumps({
+    "modules": sorted(sys.modules),
+    "importers": {name: sorted(callers) for name, callers in importers.items()},
+}))
+"""
+
+
+@pytest.fixture(scope="module")
+def serving_imports() -> dict:
+    # Our own interpreter and a fixed script: no shell, no user input.
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", PROBE],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_the_serving_worker_does_not_load_matplotlib(serving_imports: dict) -> None:
+    assert "serving.service" in serving_imports["modules"]
+    plotting = [name for name in serving_imports["modules"] if name.startswith("matplotlib")]
+    assert plotting == []
+
+
+def test_no_module_of_ours_imports_scipy_or_matplotlib(serving_imports: dict) -> None:
+    importers = serving_imports["importers"]
+    assert "sklearn.utils.fixes" in importers["scipy.stats"]  # the probe sees sklearn's import
+    from_our_code = {
+        (name, caller)
+        for name, callers in importers.items()
+        for caller in callers
+        if caller.split(".")[0] in OUR_PACKAGES
+    }
+    assert from_our_code == set()
