@@ -8,7 +8,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from churnops.model.recipes import RECIPES, RecipeName
+from churnops.contract import FEATURES_BY_NAME
+from churnops.model.recipes import AUTO, RECIPES, RecipeChoice
+from churnops.model.slices import SliceSpec
 
 ENV_PREFIX = "CHURNOPS_"
 
@@ -40,14 +42,49 @@ class Settings(BaseSettings):
     )
     synthetic_rows: int = Field(50_000, description="Rows generated when DATA_PATH is unset.")
     seed: int = Field(42, description="Seed for data generation, split and training.")
-    recipe: RecipeName = Field(
-        "hist_gradient_boosting",
-        description=" or ".join(f"`{name}`" for name in RECIPES) + ".",
+    # Candidate selection, issue 14 part 1: CV, tuning budget (calibration is decided by CV).
+    recipe: RecipeChoice = Field(
+        AUTO,
+        description=f"`{AUTO}` (the best by cross-validation) or a pinned recipe: "
+        + " or ".join(f"`{name}`" for name in RECIPES)
+        + ".",
+    )
+    cv_folds: int = Field(
+        3, ge=2, description="Stratified folds for recipe selection, tuning and calibration."
+    )
+    tuning_budget_seconds: float = Field(
+        0.0, ge=0, description="Optuna time budget for tuning the chosen recipe; 0 = no tuning."
+    )
+    tuning_max_trials: int | None = Field(
+        None,
+        ge=1,
+        description="Also stop tuning after this many trials (a fixed count is reproducible).",
     )
     holdout_fraction: float = Field(0.2, description="Share of rows held out for evaluation.")
     gate_min_auc: float = Field(0.70, description="Minimum holdout ROC AUC for any champion.")
     gate_margin: float = Field(
-        0.002, description="AUC a challenger must add over the champion to be promoted."
+        0.002,
+        description="AUC gain over the champion the challenger must show significantly "
+        "(one-sided DeLong test on the same holdout).",
+    )
+    # Promotion gate, issue 14 part 2: significance level and slice rules.
+    gate_alpha: float = Field(
+        0.05,
+        gt=0,
+        lt=0.5,
+        description="Significance level of the gate's test; the reported interval is the "
+        "two-sided 1 - 2*ALPHA one.",
+    )
+    gate_slices: list[str] = Field(
+        ["Contract", "tenure:0,6,12,24,48"],
+        description="Slices judged by the gate (JSON list): `column` = one per value, "
+        "`column:e0,e1,...` = numeric bands.",
+    )
+    gate_slice_min_rows: int = Field(
+        200, ge=1, description="Holdout rows a slice needs before the gate judges it."
+    )
+    gate_slice_tolerance: float = Field(
+        0.02, ge=0, description="AUC a challenger may lose to the champion on any judged slice."
     )
     model_uri: str | None = Field(
         None, description="Serve this pinned model URI instead of following `@champion`."
@@ -107,6 +144,16 @@ class Settings(BaseSettings):
     docker_volumes: list[str] = Field(
         [], description="Volumes (`name:/path`, JSON list) mounted into every op container."
     )
+
+    @field_validator("gate_slices")
+    @classmethod
+    def _slices_parse(cls, slices: list[str]) -> list[str]:
+        """A malformed slice fails at start-up, not at the end of a training run."""
+        for text in slices:
+            column = SliceSpec.parse(text).column
+            if column not in FEATURES_BY_NAME:
+                raise ValueError(f"slice {text!r}: {column!r} is not a contract feature")
+        return slices
 
     @field_validator("api_token")
     @classmethod

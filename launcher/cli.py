@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -18,6 +18,9 @@ from rich.table import Table
 
 from churnops.settings import Settings
 from launcher.processes import ProcessFailed
+
+if TYPE_CHECKING:
+    from registry.interface import ModelRegistry, VersionInfo
 
 app = typer.Typer(
     help="churnops: churn prediction with Dagster, MLflow and BentoML.",
@@ -160,13 +163,16 @@ def status() -> None:
             "CHURNOPS_MLFLOW_TRACKING_URI"
         )
         raise typer.Exit(1) from exc
-    table = Table("version", "aliases", "AUC", "gate", title=f"model '{settings.model_name}'")
+    title = f"model '{settings.model_name}'"
+    table = Table("version", "aliases", "AUC", "gate", "why", "p-value", title=title)
     for info in versions:
         table.add_row(
             info.version,
             ", ".join(info.aliases),
             info.tags.get("holdout.roc_auc", ""),
             info.tags.get("gate.decision", ""),
+            info.tags.get("gate.summary", ""),
+            info.tags.get("gate.p_value", ""),
         )
     console.print(table)
     champion = next((info for info in versions if CHAMPION in info.aliases), None)
@@ -176,6 +182,52 @@ def status() -> None:
             f"{event.at}  {event.action:8} "
             f"{event.from_version} → {event.to_version}  {event.reason}"
         )
+    if versions:
+        _print_gate_report(registry, versions[-1])
+
+
+def _print_gate_report(registry: ModelRegistry, info: VersionInfo) -> None:
+    """The newest version's gate: the full reason and its slice verdicts (from the report
+    artifact on the version's run)."""
+    from registry.promotion import load_report
+
+    if "gate.decision" not in info.tags:
+        console.print(f"version {info.version}: not gated yet")
+        return
+    console.print(
+        f"version {info.version}: {info.tags['gate.decision']}: {info.tags['gate.reason']}"
+    )
+    report = load_report(registry, info.version)
+    if report is None:
+        console.print("  (no gate report artifact on its run)")
+        return
+    table = Table(
+        "slice",
+        "rows",
+        "churn",
+        "challenger AUC",
+        "champion AUC",
+        "diff",
+        "verdict",
+        title=f"gate slices of version {info.version}",
+    )
+    for row in report.get("slices", []):
+        table.add_row(
+            row["name"],
+            f"{row['rows']:,}",
+            f"{row['churn_rate']:.1%}",
+            _figure(row["challenger_auc"]),
+            _figure(row["champion_auc"]),
+            _figure(row["diff"], signed=True),
+            row["verdict_text"],
+        )
+    console.print(table)
+
+
+def _figure(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:+.4f}" if signed else f"{value:.4f}"
 
 
 def _services_table(settings: Settings) -> Table:

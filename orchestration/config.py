@@ -2,8 +2,9 @@
 
 `TrainConfig` has one optional section per registered recipe, holding that recipe's
 hyperparameters with their defaults, descriptions and bounds, so the launchpad offers every
-recipe's knobs and a new recipe needs no edit here. The recipe itself is deployment policy
-(`CHURNOPS_RECIPE`); a run reads only that recipe's section.
+recipe's knobs and a new recipe needs no edit here. Which recipes run is deployment policy
+(`CHURNOPS_RECIPE`: `auto` cross-validates all of them, a name pins one); a run reads the
+section of each recipe it cross-validates, and tuning starts from the chosen one's.
 """
 
 from __future__ import annotations
@@ -45,14 +46,18 @@ def train_config(recipes: Mapping[str, Recipe]) -> type[RecipeSections]:
     sections = {
         name: (
             recipe_section(recipe) | None,
-            Field(None, description=f"{recipe.description} Read when CHURNOPS_RECIPE is `{name}`."),
+            Field(
+                None,
+                description=f"{recipe.description} Used when `{name}` is cross-validated "
+                "(CHURNOPS_RECIPE `auto` or pinned to it); tuning starts from it.",
+            ),
         )
         for name, recipe in recipes.items()
     }
     return create_model(
         "TrainConfig",
         __base__=RecipeSections,
-        __doc__="Per-run hyperparameters of each recipe (the recipe itself is deployment policy).",
+        __doc__="Per-run hyperparameters of each recipe (which recipes run is deployment policy).",
         **sections,
     )
 

@@ -11,6 +11,7 @@ from orchestration.executors import select_executor
 from orchestration.jobs import retrain_on_drift, train_and_promote
 from orchestration.resources import (
     CustomerSource,
+    GatePolicy,
     MlflowRegistryResource,
     MonitorPolicy,
     PredictionStore,
@@ -47,8 +48,17 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             recipe=settings.recipe,
             holdout_fraction=settings.holdout_fraction,
             seed=settings.seed,
+            cv_folds=settings.cv_folds,
+            tuning_budget_seconds=settings.tuning_budget_seconds,
+            tuning_max_trials=settings.tuning_max_trials,
+        ),
+        "gate_policy": GatePolicy(
             min_auc=settings.gate_min_auc,
             margin=settings.gate_margin,
+            alpha=settings.gate_alpha,
+            slices=settings.gate_slices,
+            slice_min_rows=settings.gate_slice_min_rows,
+            slice_tolerance=settings.gate_slice_tolerance,
         ),
         "prediction_store": store,
         "monitor_policy": MonitorPolicy(

@@ -16,6 +16,7 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
 from churnops.contract import DECISION_THRESHOLD
+from churnops.model.calibration import CalibrationReport
 from churnops.model.evaluation import Evaluation
 from churnops.monitoring.drift import DriftReport
 
@@ -81,6 +82,25 @@ def evaluation_figures(ev: Evaluation) -> dict[str, Figure]:
         "calibration.png": calibration_figure(ev),
         "confusion_matrix.png": confusion_figure(ev),
     }
+
+
+def reliability_figure(report: CalibrationReport) -> Figure:
+    """Out-of-fold reliability of the raw, sigmoid and isotonic probabilities (CV Brier in the
+    legend, the served one marked)."""
+    fig, ax = _figure()
+    for name, curve in report.curves.items():
+        served = " (served)" if name == report.method else ""
+        label = f"{name}{served}: Brier {report.brier[name]:.4f}"
+        ax.plot(curve.predicted, curve.observed, marker="o", label=label)
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfectly calibrated")
+    ax.set(
+        xlabel="Predicted churn probability",
+        ylabel="Observed churn rate",
+        title="Reliability on cross-validation",
+    )
+    ax.legend(loc="upper left", fontsize="small")
+    fig.tight_layout()
+    return fig
 
 
 def drift_figure(report: DriftReport) -> Figure:

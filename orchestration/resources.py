@@ -10,7 +10,10 @@ from sqlalchemy import Engine
 
 from churnops.data.sources import read_customer_file
 from churnops.data.synthetic import DriftSpec, generate_customers
-from churnops.model.recipes import RecipeName
+from churnops.model.gate import GateRules
+from churnops.model.recipes import RecipeChoice
+from churnops.model.slices import SliceSpec
+from churnops.model.training import CandidatePolicy
 from churnops.monitoring import prediction_store
 from churnops.monitoring.drift import DriftThresholds
 from registry.interface import ModelRegistry
@@ -115,13 +118,44 @@ class InMemoryRegistryResource(ModelRegistryResource):
 
 
 class TrainingPolicy(dg.ConfigurableResource):
-    """Deployment-wide training and promotion policy (from CHURNOPS_* settings)."""
+    """Deployment-wide training policy (from CHURNOPS_* settings)."""
 
-    recipe: RecipeName = Field(description="Model recipe.")
+    recipe: RecipeChoice = Field(description="`auto` (chosen by CV) or a pinned recipe.")
     holdout_fraction: float = Field(gt=0, lt=1, description="Holdout share.")
-    seed: int = Field(description="Split and training seed.")
+    seed: int = Field(description="Split, CV, tuning and training seed.")
+    cv_folds: int = Field(ge=2, description="Stratified CV folds on the training split.")
+    tuning_budget_seconds: float = Field(ge=0, description="Optuna time budget; 0 = no tuning.")
+    tuning_max_trials: int | None = Field(ge=1, description="Trial cap (None: budget only).")
+
+    def candidate_policy(self) -> CandidatePolicy:
+        return CandidatePolicy(
+            recipe=self.recipe,
+            folds=self.cv_folds,
+            seed=self.seed,
+            tuning_budget_seconds=self.tuning_budget_seconds,
+            tuning_max_trials=self.tuning_max_trials,
+        )
+
+
+class GatePolicy(dg.ConfigurableResource):
+    """What a challenger must show to replace the champion (from CHURNOPS_GATE_* settings)."""
+
     min_auc: float = Field(ge=0, le=1, description="Minimum ROC AUC for any champion.")
-    margin: float = Field(ge=0, description="AUC gain needed to replace the champion.")
+    margin: float = Field(ge=0, description="AUC gain the challenger must show significantly.")
+    alpha: float = Field(gt=0, lt=0.5, description="Significance level of the DeLong test.")
+    slices: list[str] = Field(description="Slices judged: `column` or `column:e0,e1,...`.")
+    slice_min_rows: int = Field(ge=1, description="Holdout rows a slice needs to be judged.")
+    slice_tolerance: float = Field(ge=0, description="AUC a challenger may lose on a slice.")
+
+    def rules(self) -> GateRules:
+        return GateRules(
+            min_auc=self.min_auc,
+            margin=self.margin,
+            alpha=self.alpha,
+            slices=tuple(SliceSpec.parse(text) for text in self.slices),
+            slice_min_rows=self.slice_min_rows,
+            slice_tolerance=self.slice_tolerance,
+        )
 
 
 class MonitorPolicy(dg.ConfigurableResource):

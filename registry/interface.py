@@ -101,6 +101,14 @@ class ModelRegistry(ABC):
         """Attach metrics and PNG plots (`folder/name`) to an existing run."""
 
     @abstractmethod
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        """Attach a text artifact (a JSON or Markdown report) at `artifact_file` to a run."""
+
+    @abstractmethod
+    def load_text(self, run_id: str, artifact_file: str) -> str:
+        """A text artifact `log_text` stored; `RegistryError` when the run has none there."""
+
+    @abstractmethod
     def log_reference(self, run_id: str, frame: pd.DataFrame) -> None:
         """Store the frame monitoring compares traffic with (features + scores)."""
 

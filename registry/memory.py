@@ -32,6 +32,7 @@ class MemoryRun:
     params: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     figures: dict[str, bytes] = field(default_factory=dict)  # artifact path -> PNG
+    texts: dict[str, str] = field(default_factory=dict)  # artifact path -> text
     datasets: dict[str, pd.DataFrame] = field(default_factory=dict)  # context -> frame
     reference: pd.DataFrame | None = None
 
@@ -88,6 +89,15 @@ class InMemoryModelRegistry(ModelRegistry):
         run = self._run(run_id)
         run.metrics.update({k: float(v) for k, v in metrics.items()})
         run.figures.update({f"{folder}/{name}": figure_png(fig) for name, fig in figures.items()})
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        self._run(run_id).texts[artifact_file] = text
+
+    def load_text(self, run_id: str, artifact_file: str) -> str:
+        text = self._run(run_id).texts.get(artifact_file)
+        if text is None:
+            raise RegistryError(f"run {run_id} has no artifact {artifact_file}")
+        return text
 
     def log_reference(self, run_id: str, frame: pd.DataFrame) -> None:
         self._run(run_id).reference = frame.copy()

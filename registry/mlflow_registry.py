@@ -35,6 +35,7 @@ from registry.interface import (
     Figure,
     LoggedRun,
     ModelRegistry,
+    RegistryError,
     RunRef,
     VersionInfo,
     figure_png,
@@ -89,6 +90,17 @@ class MlflowModelRegistry(ModelRegistry):
         self.client.log_batch(run_id, metrics=metric_list)
         for name, figure in figures.items():
             self._log_bytes(run_id, figure_png(figure), f"{folder}/{name}")
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        self._log_bytes(run_id, text.encode("utf-8"), artifact_file)
+
+    def load_text(self, run_id: str, artifact_file: str) -> str:
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                local = self.client.download_artifacts(run_id, artifact_file, tmp)
+            except (MlflowException, OSError) as exc:
+                raise RegistryError(f"run {run_id} has no artifact {artifact_file}") from exc
+            return Path(local).read_text(encoding="utf-8")
 
     def log_reference(self, run_id: str, frame: pd.DataFrame) -> None:
         with tempfile.TemporaryDirectory() as tmp:

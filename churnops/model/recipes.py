@@ -1,6 +1,7 @@
 """Model recipes by name: each is a typed hyperparameter model and a builder of an sklearn Pipeline.
 
 Adding a recipe is one `Recipe(...)` entry in `RECIPES`: settings validate the name against it,
+`auto` selection cross-validates it alongside the others, tuning searches its declared `space`,
 training builds from it, a run logs only that recipe's hyperparameters, and the Dagster run
 config (orchestration/config.py) offers its section in the launchpad.
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Generic, Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -28,14 +29,21 @@ from churnops.contract import CATEGORICAL_FEATURES, FEATURES_BY_NAME, NUMERIC_FE
 from churnops.model.scoring import features, labels
 
 # Types outside skops' default trust list that our recipes contain, each reviewed: a numpy dtype,
-# the fitted tree predictor, and sklearn's own input validator bound with functools.partial.
+# the fitted tree predictor, sklearn's own input validator bound with functools.partial, and the
+# fitted classifier-calibrator pair of a calibrated model (`CalibratedClassifierCV` keeps one) and
+# its Platt sigmoid (the isotonic regression is trusted by default).
 # MLflow refuses to load a model holding any other untrusted type.
 TRUSTED_TYPES: list[str] = [
     "functools.partial",
     "numpy.dtype",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.utils.validation.check_array",
 ]
+
+# `CHURNOPS_RECIPE=auto`: every registered recipe is cross-validated and the best one trained.
+AUTO = "auto"
 
 
 class RecipeParams(BaseModel):
@@ -47,14 +55,29 @@ class RecipeParams(BaseModel):
 P = TypeVar("P", bound=RecipeParams)
 
 
+class SearchTrial(Protocol):
+    """What a search space asks of a tuning trial: the subset of `optuna.Trial` it uses, so
+    the registry (which serving loads) never imports optuna."""
+
+    def suggest_float(self, name: str, low: float, high: float, *, log: bool = False) -> float: ...
+
+    def suggest_int(self, name: str, low: int, high: int, *, log: bool = False) -> int: ...
+
+
+# A trial -> the hyperparameter values to try (a subset of the params model's fields).
+SearchSpace = Callable[[SearchTrial], dict[str, object]]
+
+
 @dataclass(frozen=True)
 class Recipe(Generic[P]):
-    """A registry entry: the name settings choose it by, its params model and its builder."""
+    """A registry entry: the name settings choose it by, its params model, its builder and the
+    space tuning searches (None: the recipe is never tuned)."""
 
     name: str
     params: type[P]
     build: Callable[[P, int], Pipeline]  # (params, seed) -> unfitted pipeline
     description: str
+    space: SearchSpace | None = None
 
     def parse(self, values: Mapping[str, object] | None = None) -> P:
         """Typed params from plain values (e.g. run config); unset ones take their defaults."""
@@ -106,6 +129,15 @@ def _hist_gradient_boosting(params: HistGradientBoostingParams, seed: int) -> Pi
     return Pipeline([("preprocess", preprocess), ("model", estimator)])
 
 
+def _hist_gradient_boosting_space(trial: SearchTrial) -> dict[str, object]:
+    """Around the defaults: step size, tree size and penalty (early stopping sets the trees)."""
+    return {
+        "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.3, log=True),
+        "max_leaf_nodes": trial.suggest_int("max_leaf_nodes", 8, 64, log=True),
+        "l2_regularization": trial.suggest_float("l2_regularization", 1e-3, 10.0, log=True),
+    }
+
+
 class LogisticRegressionParams(RecipeParams):
     c: float = Field(1.0, gt=0, description="Inverse regularization strength.")
 
@@ -128,6 +160,10 @@ def _logistic_regression(params: LogisticRegressionParams, seed: int) -> Pipelin
     return Pipeline([("preprocess", preprocess), ("model", estimator)])
 
 
+def _logistic_regression_space(trial: SearchTrial) -> dict[str, object]:
+    return {"c": trial.suggest_float("c", 1e-3, 100.0, log=True)}
+
+
 def _by_name(*recipes: Recipe) -> dict[str, Recipe]:
     registry = {recipe.name: recipe for recipe in recipes}
     if len(registry) != len(recipes):
@@ -141,12 +177,14 @@ RECIPES: dict[str, Recipe] = _by_name(
         HistGradientBoostingParams,
         _hist_gradient_boosting,
         "Gradient-boosted trees on ordinal-coded categories (native missing values).",
+        _hist_gradient_boosting_space,
     ),
     Recipe(
         "logistic_regression",
         LogisticRegressionParams,
         _logistic_regression,
         "Logistic regression on one-hot categories and imputed, scaled numbers.",
+        _logistic_regression_space,
     ),
 )
 
@@ -159,13 +197,22 @@ def lookup(name: str) -> Recipe:
         raise ValueError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}") from None
 
 
-def _registered(name: str) -> str:
-    lookup(name)
+def _auto_or_registered(name: str) -> str:
+    if name != AUTO and name not in RECIPES:
+        raise ValueError(
+            f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}, "
+            f"or {AUTO!r} to pick the best by cross-validation"
+        )
     return name
 
 
-# A recipe name, checked against the registry when validated (settings, resources).
-RecipeName = Annotated[str, AfterValidator(_registered)]
+# `auto` or a registered recipe name (CHURNOPS_RECIPE, the training policy).
+RecipeChoice = Annotated[str, AfterValidator(_auto_or_registered)]
+
+
+def candidates(choice: str) -> list[str]:
+    """The recipes a choice cross-validates: all registered ones for `auto`, else the pinned one."""
+    return list(RECIPES) if choice == AUTO else [lookup(choice).name]
 
 
 def build_pipeline(name: str, params: RecipeParams | None = None, *, seed: int) -> Pipeline:

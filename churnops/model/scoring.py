@@ -11,7 +11,6 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OrdinalEncoder
 
@@ -52,10 +51,11 @@ def frame_to_rows(frame: pd.DataFrame) -> list[list[object]]:
 def scorer(model: Pipeline, check_rows: Rows) -> Scorer:
     """Churn probability for rows of raw values in contract order, as fast as the model allows.
 
-    For the boosting recipe the rows are encoded with plain dict lookups and the fitted trees
-    are called directly: pandas and the column transformer's per-call validation are most of
-    a small call's cost. The fast path must reproduce the pipeline on `check_rows`; any other
-    pipeline, or any disagreement, gets the plain pipeline call."""
+    For the boosting recipe (calibrated or not) the rows are encoded with plain dict lookups and
+    the fitted final estimator is called on the matrix directly: pandas and the column
+    transformer's per-call validation are most of a small call's cost. The fast path must
+    reproduce the pipeline on `check_rows`; any other pipeline, or any disagreement, gets the
+    plain pipeline call."""
 
     def plain(rows: Rows) -> np.ndarray:
         return churn_probability(model, rows_to_frame(rows))
@@ -67,12 +67,12 @@ def scorer(model: Pipeline, check_rows: Rows) -> Scorer:
 
 
 def _direct_boosting_scorer(model: Pipeline) -> Scorer | None:
+    """Ordinal codes and passthrough numbers into whatever final estimator takes them (the
+    boosted trees, or a `CalibratedClassifierCV` around them)."""
     if not isinstance(model, Pipeline):
         return None
     preprocess, estimator = model.named_steps.get("preprocess"), model.named_steps.get("model")
-    if not isinstance(preprocess, ColumnTransformer) or not isinstance(
-        estimator, HistGradientBoostingClassifier
-    ):
+    if not isinstance(preprocess, ColumnTransformer) or not hasattr(estimator, "predict_proba"):
         return None
     encoders: dict[str, dict[object, float]] = {}
     for _name, transformer, columns in preprocess.transformers_:

@@ -1,19 +1,29 @@
 """Register the candidate as `@challenger`, then let the gate decide who holds `@champion`."""
 
+from datetime import UTC, datetime
+
 import dagster as dg
 
 from churnops.data.split import Split
+from churnops.model.card import (
+    CalibrationFacts,
+    DataFacts,
+    GateFacts,
+    ModelCard,
+    render_model_card,
+)
 from orchestration.assets.training import TrainedCandidate
 from orchestration.metadata import platform_asset
 from orchestration.provenance import git_revision
-from orchestration.resources import ModelRegistryResource, TrainingPolicy
-from registry.promotion import gate_challenger
+from orchestration.resources import CustomerSource, GatePolicy, ModelRegistryResource
+from registry.promotion import GateVerdict, judge_versions, record_verdict
 
 DEPLOYMENT = "deployment"
 MODEL_DESCRIPTION = (
     "Customer churn classifier (sklearn Pipeline on raw Telco fields). "
     "`@champion` is served; `@challenger` is the latest gated candidate."
 )
+MODEL_CARD = "model_card.md"
 
 
 @platform_asset(DEPLOYMENT, "mlflow", external=True)
@@ -49,34 +59,103 @@ def challenger_version(
 
 @platform_asset(DEPLOYMENT, "mlflow", external=True)
 def champion_version(
+    context: dg.AssetExecutionContext,
     challenger_version: str,
+    churn_candidate: TrainedCandidate,
     candidate_evaluation: dict[str, float],
     customer_split: Split,
+    customer_source: CustomerSource,
     model_registry: ModelRegistryResource,
-    training_policy: TrainingPolicy,
+    gate_policy: GatePolicy,
 ) -> dg.Output[str]:
-    """The promotion gate: re-score the current champion on this holdout, promote if beaten."""
+    """The promotion gate: the challenger must beat the champion (re-scored on this holdout)
+    significantly, and lose no more than the tolerance on any slice. The gate report and the
+    model card go to the challenger's MLflow run."""
     registry = model_registry.open()
-    outcome = gate_challenger(
-        registry,
-        challenger_version,
-        candidate_evaluation["roc_auc"],
-        customer_split.holdout,
-        min_auc=training_policy.min_auc,
-        margin=training_policy.margin,
+    verdict = judge_versions(
+        registry, challenger_version, customer_split.holdout, gate_policy.rules()
     )
-    decision = outcome.decision
+    report = verdict.report
+    context.log.info(f"gate: {report.decision}: {report.reason}")
+    # The card goes first: a retry after a failed card upload must not find the alias moved.
+    card = model_card(
+        registry.model_name,
+        churn_candidate,
+        candidate_evaluation,
+        customer_split,
+        data_source(customer_source),
+        verdict,
+    )
+    registry.log_text(churn_candidate.run.run_id, render_model_card(card), MODEL_CARD)
+    registry.tag_version(challenger_version, {"model_card": MODEL_CARD})
+    outcome = record_verdict(registry, verdict)
     serving = outcome.champion_version or ""
     metadata: dict[str, object] = {
-        "promoted": decision.promote,
-        "reason": decision.reason,
+        "promoted": report.promote,
+        "reason": report.reason,
         "challenger_version": challenger_version,
-        "challenger_auc": round(decision.challenger_auc, 4),
+        "challenger_auc": round(report.challenger_auc, 4),
         "champion_auc_same_holdout": (
-            round(decision.champion_auc, 4) if decision.champion_auc else "none"
+            round(report.champion_auc, 4) if report.champion_auc is not None else "none"
         ),
+        "auc_diff_ci": report.diff_ci_text(),
+        "p_value": report.p_value_text(),
+        "gate_report": dg.MetadataValue.md(report.overall_markdown()),
+        "slices": dg.MetadataValue.md(report.slices_markdown()),
         "champion_version": serving or "none",
     }
     if serving:
         metadata["mlflow_champion"] = dg.MetadataValue.url(registry.version_url(serving))
     return dg.Output(serving, metadata=metadata)
+
+
+def data_source(source: CustomerSource) -> str:
+    """Where the training rows came from, in the card's words."""
+    base = source.path or f"synthetic data ({source.synthetic_rows:,} rows, seed {source.seed})"
+    if source.prediction_store is None:
+        return base
+    return f"{base} plus labelled production predictions"
+
+
+def model_card(
+    model_name: str,
+    candidate: TrainedCandidate,
+    metrics: dict[str, float],
+    split: Split,
+    source: str,
+    verdict: GateVerdict,
+) -> ModelCard:
+    """Everything the run knows about the version, for people deciding whether to trust it."""
+    report = verdict.report
+    comparison = report.comparison
+    chosen = candidate.report
+    tuning = chosen.tuning
+    gate = GateFacts(
+        promoted=report.promote,
+        reason=report.reason,
+        p_value=comparison.p_value if comparison else None,
+        auc_diff=comparison.diff if comparison else None,
+        ci=(comparison.ci_low, comparison.ci_high) if comparison else None,
+        confidence=comparison.confidence if comparison else None,
+        champion_version=verdict.previous_champion,
+    )
+    return ModelCard(
+        model_name=model_name,
+        version=verdict.challenger_version,
+        created_at=datetime.now(UTC),
+        data=DataFacts.from_split_summary(split.summary(), source=source),
+        recipe=candidate.recipe,
+        parameters=chosen.params.model_dump(),
+        holdout_metrics=metrics,
+        cv_table=chosen.selection.rows(),
+        tuning=(
+            f"Optuna, {len(tuning.trials)} trials in {tuning.seconds:.0f} s, "
+            f"best CV ROC AUC {chosen.cv.roc_auc_mean:.4f}"
+            if tuning is not None
+            else "not run (no tuning budget, or the recipe declares no search space)"
+        ),
+        calibration=CalibrationFacts(chosen.calibration.method, chosen.calibration.brier),
+        slice_table=report.slice_rows(),
+        slice_min_rows=report.rules.slice_min_rows,
+        gate=gate,
+    )

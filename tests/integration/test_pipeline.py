@@ -8,7 +8,9 @@ import httpx
 import pytest
 from mlflow.tracking import MlflowClient
 
+from registry.interface import RegistryError
 from registry.mlflow_registry import MlflowModelRegistry
+from registry.promotion import REPORT_MARKDOWN, load_report
 from tests.integration.pipeline import materialization_metadata, materialize_pipeline
 
 pytestmark = pytest.mark.integration
@@ -49,7 +51,9 @@ def test_first_model_becomes_champion_in_mlflow_rest_api(first_run, mlflow_uri: 
 def test_mlflow_run_records_params_metrics_plots_and_lineage(first_run, mlflow_uri: str) -> None:
     candidate = first_run.output_for_node("churn_candidate")
     run = MlflowClient(mlflow_uri).get_run(candidate.run.run_id)
-    assert run.data.params["recipe"] == "hist_gradient_boosting"
+    # `auto` by default: the recipe cross-validation chose is the one logged.
+    assert run.data.params["recipe"] == candidate.recipe
+    assert run.data.params["recipe_choice"] == "auto"
     assert run.data.params["split_seed"] == "42"
     assert run.data.metrics["roc_auc"] >= 0.80
     assert {"pr_auc", "f1", "brier"} <= set(run.data.metrics)
@@ -98,3 +102,13 @@ def test_gate_keeps_champion_when_challenger_is_not_better(first_run, mlflow_uri
     rejected = registry.version(challenger).tags
     assert rejected["gate.decision"] == "rejected"
     assert "does not beat champion" in rejected["gate.reason"]
+    assert float(rejected["gate.p_value"]) >= 0.05  # DeLong: no significant difference
+    # The gate report and the model card are artifacts of the challenger's run.
+    run_id = registry.version(challenger).run_id
+    report = load_report(registry, challenger)
+    assert report["decision"] == "rejected" and report["comparison"]["p_value"] >= 0.05
+    assert {row["name"] for row in report["slices"]} >= {"Contract = Month-to-month"}
+    assert registry.load_text(run_id, REPORT_MARKDOWN).startswith("# Promotion gate: rejected")
+    assert "## Gate decision" in registry.load_text(run_id, rejected["model_card"])
+    with pytest.raises(RegistryError):
+        registry.load_text(run_id, "gate/missing.json")

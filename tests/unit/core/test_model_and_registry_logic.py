@@ -1,4 +1,4 @@
-"""Model recipe, evaluation, the promotion gate, alias history and the champion follower."""
+"""Model recipe, evaluation, alias history and the champion follower (the gate: test_gate.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from churnops.data.split import stratified_split
 from churnops.data.synthetic import generate_customers
 from churnops.model import recipes, scoring
 from churnops.model.evaluation import evaluate_scores
-from churnops.model.gate import decide_promotion
 from churnops.model.importance import field_importance
 from orchestration.plots import importance_figure
 from registry.history import AliasEvent, champion_stack, parse_events, rollback_target
@@ -95,27 +94,6 @@ def test_split_is_stratified_and_seeded(split) -> None:
 def test_evaluation_refuses_a_single_class_holdout() -> None:
     with pytest.raises(ValueError, match="both"):
         evaluate_scores(np.zeros(10, dtype=int), np.linspace(0, 1, 10))
-
-
-@pytest.mark.parametrize(
-    ("challenger", "champion", "promote", "reason"),
-    [
-        (0.75, None, True, "no champion yet; challenger AUC 0.7500 >= 0.7"),
-        (0.65, None, False, "challenger AUC 0.6500 is below minimum 0.7"),
-        (0.80, 0.79, True, "challenger AUC 0.8000 beats champion 0.7900 by >= 0.01"),
-        (
-            0.7905,
-            0.79,
-            False,
-            "challenger AUC 0.7905 does not beat champion 0.7900 by the margin 0.01 (needs 0.8000)",
-        ),
-        (float("nan"), 0.5, False, "challenger AUC is not a number (nan)"),
-    ],
-)
-def test_gate(challenger: float, champion: float | None, promote: bool, reason: str) -> None:
-    decision = decide_promotion(challenger, champion, min_auc=0.7, margin=0.01)
-    assert decision.promote is promote
-    assert decision.reason == reason
 
 
 def _event(action: str, to: str, at: int) -> AliasEvent:

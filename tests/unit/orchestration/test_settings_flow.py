@@ -14,6 +14,7 @@ import pytest
 from churnops.contract import TARGET_COLUMN
 from churnops.data.cleaning import clean_customers
 from churnops.data.synthetic import generate_customers
+from churnops.model.slices import SliceSpec
 from churnops.monitoring.drift import SCORE_COLUMN, DriftThresholds, build_report
 from churnops.settings import Settings
 from orchestration.definitions import build_resources, env_backed
@@ -33,8 +34,15 @@ FROM_SETTINGS = {
     ("training_policy", "recipe"): "recipe",
     ("training_policy", "holdout_fraction"): "holdout_fraction",
     ("training_policy", "seed"): "seed",
-    ("training_policy", "min_auc"): "gate_min_auc",
-    ("training_policy", "margin"): "gate_margin",
+    ("training_policy", "cv_folds"): "cv_folds",
+    ("training_policy", "tuning_budget_seconds"): "tuning_budget_seconds",
+    ("training_policy", "tuning_max_trials"): "tuning_max_trials",
+    ("gate_policy", "min_auc"): "gate_min_auc",
+    ("gate_policy", "margin"): "gate_margin",
+    ("gate_policy", "alpha"): "gate_alpha",
+    ("gate_policy", "slices"): "gate_slices",
+    ("gate_policy", "slice_min_rows"): "gate_slice_min_rows",
+    ("gate_policy", "slice_tolerance"): "gate_slice_tolerance",
     ("monitor_policy", "min_rows"): "monitor_min_rows",
     ("monitor_policy", "psi"): "drift_psi",
     ("monitor_policy", "p_value"): "drift_p_value",
@@ -62,8 +70,15 @@ NON_DEFAULT = {
     "experiment": "churn-eu-training",
     "recipe": "logistic_regression",
     "holdout_fraction": 0.3,
+    "cv_folds": 5,
+    "tuning_budget_seconds": 30.0,
+    "tuning_max_trials": 40,
     "gate_min_auc": 0.65,
     "gate_margin": 0.01,
+    "gate_alpha": 0.1,
+    "gate_slices": ["PaymentMethod", "MonthlyCharges:50,100"],
+    "gate_slice_min_rows": 500,
+    "gate_slice_tolerance": 0.05,
     "monitor_min_rows": 321,
     "drift_psi": 0.3,
     "drift_p_value": 0.05,
@@ -124,6 +139,13 @@ def test_monitor_policy_thresholds_are_the_settings_thresholds() -> None:
     settings = Settings(**NON_DEFAULT)
     policy = build_resources(settings)["monitor_policy"]
     assert policy.thresholds() == DriftThresholds.from_settings(settings)
+
+
+def test_gate_policy_rules_parse_the_slice_settings() -> None:
+    rules = build_resources(Settings(**NON_DEFAULT))["gate_policy"].rules()
+    assert rules.slices == (SliceSpec("PaymentMethod"), SliceSpec("MonthlyCharges", (50, 100)))
+    assert (rules.min_auc, rules.margin, rules.alpha) == (0.65, 0.01, 0.1)
+    assert (rules.slice_min_rows, rules.slice_tolerance) == (500, 0.05)
 
 
 def _traffic(rows: int, seed: int):

@@ -15,7 +15,8 @@ from sklearn.pipeline import Pipeline
 from churnops.data.cleaning import clean_customers
 from churnops.data.synthetic import generate_customers
 from churnops.model import recipes
-from churnops.model.recipes import HistGradientBoostingParams, Recipe, RecipeParams
+from churnops.model.recipes import AUTO, HistGradientBoostingParams, Recipe, RecipeParams
+from churnops.model.selection import select_recipe
 from orchestration.config import train_config
 from orchestration.definitions import defs
 
@@ -108,3 +109,24 @@ def test_the_launchpad_offers_a_new_recipe_with_its_defaults(with_prior) -> None
 def test_the_train_job_offers_a_section_per_recipe_with_its_defaults() -> None:
     sections = launchpad_sections(defs, "train_and_promote", "churn_candidate")
     assert_each_section_is_optional_with_its_recipes_defaults(sections)
+
+
+def test_auto_cross_validates_every_recipe_with_its_own_section(monkeypatch) -> None:
+    registry = {PRIOR.name: PRIOR, "logistic_regression": recipes.lookup("logistic_regression")}
+    monkeypatch.setattr(recipes, "RECIPES", registry)
+    config_class = train_config(recipes.RECIPES)
+    customers = clean_customers(generate_customers(500, seed=2), "synthetic").frame
+
+    @dg.asset
+    def selected(config: config_class) -> dict:
+        selection = select_recipe(
+            customers, recipes.candidates(AUTO), folds=2, seed=0, params_for=config.params_for
+        )
+        return {result.recipe: result.params.model_dump() for result in selection.results}
+
+    run_config = {"ops": {"selected": {"config": {"logistic_regression": {"c": 0.25}}}}}
+    result = dg.materialize([selected], run_config=run_config)
+    assert result.output_for_node("selected") == {
+        "always_prior": {"strategy": "prior"},
+        "logistic_regression": {"c": 0.25},
+    }

@@ -3,6 +3,7 @@ the in-memory registry: what `train_and_promote` does, in seconds and without a 
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import dagster as dg
@@ -20,9 +21,12 @@ pytestmark = pytest.mark.unit
 MODEL, EXPERIMENT = "churn-graph", "graph-training"
 
 
-def _materialize(namespace: str) -> dg.ExecuteInProcessResult:
+def _materialize(namespace: str, **overrides: object) -> dg.ExecuteInProcessResult:
     settings = Settings(
-        synthetic_rows=3000, recipe="logistic_regression", prediction_store_url="sqlite://"
+        synthetic_rows=3000,
+        recipe="logistic_regression",
+        prediction_store_url="sqlite://",
+        **overrides,
     )
     resources = {
         **build_resources(settings),
@@ -90,6 +94,11 @@ def test_the_first_candidate_becomes_champion_with_its_run_logged(runs) -> None:
     reference = registry.load_reference(champion.run_id)
     assert len(reference) == len(run.datasets["holdout"])
     assert _metadata(first, "churn_candidate")["mlflow_run_id"] == champion.run_id
+    # The gate report and the model card are artifacts of the run; the version points at them.
+    assert json.loads(run.texts[champion.tags["gate.report"]])["decision"] == "promoted"
+    card = run.texts[champion.tags["model_card"]]
+    assert card.startswith("# Model card: churn-graph v1") and "promoted" in card
+    assert champion.tags["gate.p_value"] == "n/a (no champion)"
     assert MONITORING_EXPERIMENT not in registry.experiments
 
 
@@ -108,4 +117,45 @@ def test_an_equal_candidate_is_rejected_and_the_champion_kept(runs) -> None:
     assert registry.by_alias(CHALLENGER).version == "2"
     assert registry.version("2").tags["gate.decision"] == "rejected"
     assert registry.version("2").tags["gate.reason"] == gate["reason"]
+    # A retrain on the same data and seed ranks every customer the same: no difference at all.
+    assert gate["p_value"] == registry.version("2").tags["gate.p_value"] == "1"
+    assert gate["auc_diff_ci"] == "+0.0000 [+0.0000, +0.0000] 90%"
+    assert "| Contract = Month-to-month |" in gate["slices"]
+    assert "| p-value (H0: difference <= 0.002) | 1, alpha 0.05 |" in gate["gate_report"]
     assert [event.to_version for event in registry.alias_history()] == ["1"]
+
+
+def test_the_candidate_run_records_how_it_was_chosen(runs) -> None:
+    """Pinned to one recipe: its CV row, the calibration decision and no tuning (budget 0)."""
+    registry, first, _ = runs
+    candidate = _metadata(first, "churn_candidate")
+    run = registry.runs[candidate["mlflow_run_id"]]
+    (row,) = json.loads(run.texts["selection/cv_table.json"])
+    assert row["recipe"] == "logistic_regression" and row["chosen"] is True
+    assert run.metrics["cv_roc_auc"] == pytest.approx(row["roc_auc_mean"], abs=1e-4)
+    assert "| logistic_regression |" in candidate["cv_table"]
+    calibration = json.loads(run.texts["calibration/report.json"])
+    assert calibration["method"] == run.params["calibration"] == candidate["calibration"]
+    assert set(calibration["brier"]) == {"none", "sigmoid", "isotonic"}
+    assert run.figures["calibration/reliability.png"].startswith(b"\x89PNG")
+    assert candidate["reliability"].startswith("![reliability.png](data:image/png;base64,")
+    assert run.params["recipe_choice"] == "logistic_regression"
+    assert not any(path.startswith("tuning/") for path in run.texts)
+    assert "tuning_trials" not in candidate
+
+
+def test_a_tuned_candidate_logs_its_study_and_trials() -> None:
+    namespace = f"graph-tuned-{uuid.uuid4().hex}"
+    result = _materialize(namespace, tuning_budget_seconds=600, tuning_max_trials=2)
+    assert result.success
+    candidate = _metadata(result, "churn_candidate")
+    run = memory_registry(namespace, MODEL, EXPERIMENT).runs[candidate["mlflow_run_id"]]
+    trials = json.loads(run.texts["tuning/trials.json"])
+    assert [trial["number"] for trial in trials] == [0, 1]
+    assert all(trial["state"] == "COMPLETE" and trial["cv_roc_auc"] > 0.7 for trial in trials)
+    assert trials[0]["c"] == 1.0  # the first trial is the recipe's starting params
+    assert json.loads(run.texts["tuning/study.json"])["trials"] == 2
+    assert '"study_name"' in run.texts["tuning/study.journal"]
+    assert candidate["tuning_trial_count"] == 2
+    assert candidate["tuning_trials"].split("|")[1].strip() == "number"
+    assert run.metrics["tuning_trials"] == 2

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,13 +13,28 @@ from churnops.data.cleaning import clean_customers
 from churnops.data.split import Split, stratified_split
 from churnops.data.synthetic import generate_customers
 from churnops.model import recipes
+from churnops.model.gate import GateRules
+from churnops.model.slices import SliceSpec
 from registry.interface import CHALLENGER, CHAMPION, LoggedRun, RegistryError
 from registry.memory import InMemoryModelRegistry
-from registry.promotion import gate_challenger, holdout_auc
+from registry.promotion import (
+    REPORT_JSON,
+    REPORT_MARKDOWN,
+    gate_challenger,
+    holdout_auc,
+    load_report,
+)
 
 pytestmark = pytest.mark.unit
 
-POLICY = {"min_auc": 0.7, "margin": 0.002}
+RULES = GateRules(
+    min_auc=0.7,
+    margin=0.002,
+    alpha=0.05,
+    slices=(SliceSpec.parse("InternetService"), SliceSpec.parse("tenure:0,12,48")),
+    slice_min_rows=100,
+    slice_tolerance=0.02,
+)
 
 
 class ConstantModel:
@@ -24,6 +42,31 @@ class ConstantModel:
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         return np.tile([0.7, 0.3], (len(frame), 1))
+
+
+class NoisyModel:
+    """A real model's scores blurred with noise: worse, but not useless."""
+
+    def __init__(self, model, noise: float) -> None:
+        self.model, self.noise = model, noise
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        churn = self.model.predict_proba(frame)[:, 1]
+        churn = churn + np.random.default_rng(0).normal(0, self.noise, len(frame))
+        return np.column_stack([1 - churn, churn])
+
+
+class BlurredOnDsl:
+    """A real model whose scores for DSL customers are blurred (a segment the challenger broke)."""
+
+    def __init__(self, model, noise: float) -> None:
+        self.model, self.noise = model, noise
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        churn = self.model.predict_proba(frame)[:, 1]
+        blur = np.random.default_rng(1).normal(0, self.noise, len(frame))
+        churn = np.where(frame["InternetService"] == "DSL", churn + blur, churn)
+        return np.column_stack([1 - churn, churn])
 
 
 @pytest.fixture(scope="module")
@@ -43,67 +86,118 @@ def _register(registry: InMemoryModelRegistry, model) -> str:
     return version
 
 
+def _report(registry: InMemoryModelRegistry, version: str) -> dict[str, object]:
+    run = registry.runs[registry.version(version).run_id]
+    assert run.texts[REPORT_MARKDOWN].startswith("# Promotion gate: ")
+    report = load_report(registry, version)
+    assert report == json.loads(run.texts[REPORT_JSON])
+    return report
+
+
 def test_the_first_model_over_the_minimum_is_promoted(split: Split, model) -> None:
     registry = InMemoryModelRegistry("churn", "training")
     version = _register(registry, model)
     auc = holdout_auc(registry, version, split.holdout)
-    outcome = gate_challenger(registry, version, auc, split.holdout, **POLICY)
+    outcome = gate_challenger(registry, version, split.holdout, RULES)
     assert outcome.promoted and outcome.champion_version == version
     assert outcome.previous_champion is None
-    assert outcome.decision.reason == f"no champion yet; challenger AUC {auc:.4f} >= 0.7"
+    assert outcome.report.challenger_auc == pytest.approx(auc)
+    assert outcome.report.reason == f"no champion yet; challenger AUC {auc:.4f} >= 0.7"
     assert registry.champion().version == version
     assert registry.by_alias(CHALLENGER) is None  # the challenger became champion
     tags = registry.version(version).tags
     assert tags["gate.decision"] == "promoted"
     assert tags["gate.champion_version"] == "none"
-    assert tags["gate.reason"] == outcome.decision.reason
+    assert tags["gate.reason"] == outcome.report.reason
+    assert tags["gate.p_value"] == tags["gate.auc_diff_ci"] == "n/a (no champion)"
     assert [e.to_version for e in registry.alias_history()] == [version]
+    report = _report(registry, version)
+    assert report["decision"] == "promoted" and report["comparison"] is None
+    assert {row["verdict"] for row in report["slices"]} == {"challenger only"}
 
 
-def test_a_challenger_not_better_by_the_margin_keeps_the_champion(split: Split, model) -> None:
+def test_a_retrained_equal_model_keeps_the_champion(split: Split, model) -> None:
     registry = InMemoryModelRegistry("churn", "training")
     first = _register(registry, model)
     first_auc = holdout_auc(registry, first, split.holdout)
-    gate_challenger(registry, first, first_auc, split.holdout, **POLICY)
-    second = _register(registry, model)
-    claimed = first_auc + 0.001  # better, but by less than the margin
-    outcome = gate_challenger(registry, second, claimed, split.holdout, **POLICY)
+    gate_challenger(registry, first, split.holdout, RULES)
+    second = _register(registry, recipes.train(split.train, "logistic_regression", seed=1))
+    outcome = gate_challenger(registry, second, split.holdout, RULES)
     assert not outcome.promoted
     assert outcome.champion_version == first == outcome.previous_champion
-    # The champion was re-scored on the same holdout, and both AUCs appear at 4 decimals.
-    assert outcome.decision.champion_auc == pytest.approx(first_auc)
-    reason = outcome.decision.reason
-    assert f"challenger AUC {claimed:.4f} does not beat champion {first_auc:.4f}" in reason
-    assert f"needs {first_auc + 0.002:.4f}" in reason
+    # The champion was re-scored on the same holdout: the same AUC, a difference of nothing.
+    report = outcome.report
+    assert report.champion_auc == pytest.approx(first_auc)
+    assert report.comparison.diff == 0 and report.comparison.p_value == 1.0
+    assert f"does not beat champion {first_auc:.4f}" in report.reason
     assert registry.champion().version == first
     assert registry.by_alias(CHALLENGER).version == second
     tags = registry.version(second).tags
     assert tags["gate.decision"] == "rejected"
+    assert tags["gate.summary"] == "not significantly better"
     assert tags["gate.champion_version"] == first
-    assert tags["gate.reason"] == reason
+    assert tags["gate.reason"] == report.reason
+    assert tags["gate.p_value"] == "1"
+    assert tags["gate.auc_diff_ci"] == "+0.0000 [+0.0000, +0.0000] 90%"
+    assert _report(registry, second)["comparison"]["diff"] == 0
 
 
-def test_a_better_challenger_replaces_a_weak_champion(split: Split, model) -> None:
+def test_a_significantly_better_challenger_replaces_a_weak_champion(split: Split, model) -> None:
     registry = InMemoryModelRegistry("churn", "training")
-    weak = _register(registry, ConstantModel())
+    weak = _register(registry, NoisyModel(model, noise=0.4))
     registry.promote(weak, "seeded")
     strong = _register(registry, model)
-    auc = holdout_auc(registry, strong, split.holdout)
-    outcome = gate_challenger(registry, strong, auc, split.holdout, **POLICY)
-    assert outcome.promoted and outcome.decision.champion_auc == pytest.approx(0.5)
-    assert f"beats champion {0.5:.4f}" in outcome.decision.reason
+    outcome = gate_challenger(registry, strong, split.holdout, RULES)
+    report = outcome.report
+    assert outcome.promoted, report.reason
+    assert report.comparison.p_value < 0.001 and report.comparison.ci_low > RULES.margin
+    assert f"beats champion {report.champion_auc:.4f}" in report.reason
     assert outcome.event.from_version == weak and outcome.event.to_version == strong
+    assert outcome.event.reason == report.reason
     assert registry.champion().version == strong
+    tags = registry.version(strong).tags
+    assert float(tags["gate.p_value"]) < 0.001
+    assert tags["gate.summary"] == "significantly better, no slice worse"
+
+
+def test_a_challenger_worse_on_a_slice_is_kept_out(split: Split, model) -> None:
+    registry = InMemoryModelRegistry("churn", "training")
+    champion = _register(registry, NoisyModel(model, noise=0.5))
+    registry.promote(champion, "seeded")
+    broken = _register(registry, BlurredOnDsl(model, noise=0.5))
+    rules = replace(RULES, slices=(SliceSpec.parse("InternetService"),))
+    outcome = gate_challenger(registry, broken, split.holdout, rules)
+    report = outcome.report
+    assert report.comparison.p_value < rules.alpha  # overall, significantly better
+    assert not outcome.promoted
+    assert report.summary == "worse on 1 slice"
+    assert [s.name for s in report.worse_slices] == ["InternetService = DSL"]
+    assert report.reason.startswith(
+        "worse than champion by more than 0.02 AUC on InternetService = DSL"
+    )
+    assert registry.champion().version == champion
+    assert registry.version(broken).tags["gate.slices"] == "3 judged, 1 worse, 0 not judged"
+    rows = {row["name"]: row for row in _report(registry, broken)["slices"]}
+    assert rows["InternetService = DSL"]["verdict"] == "worse"
+    assert rows["InternetService = Fiber optic"]["verdict"] == "ok"
 
 
 def test_below_the_minimum_nothing_moves(split: Split) -> None:
     registry = InMemoryModelRegistry("churn", "training")
     version = _register(registry, ConstantModel())
-    outcome = gate_challenger(registry, version, 0.5, split.holdout, **POLICY)
+    outcome = gate_challenger(registry, version, split.holdout, RULES)
     assert not outcome.promoted and outcome.champion_version is None
-    assert outcome.decision.reason == "challenger AUC 0.5000 is below minimum 0.7"
+    assert outcome.report.reason == "challenger AUC 0.5000 is below minimum 0.7"
     assert registry.champion() is None
     assert registry.alias_history() == []
+
+
+def test_a_version_without_a_report_loads_none(model) -> None:
+    registry = InMemoryModelRegistry("churn", "training")
+    version = _register(registry, model)
+    assert load_report(registry, version) is None
+    registry.tag_version(version, {"gate.report": REPORT_JSON})  # tagged, artifact missing
+    assert load_report(registry, version) is None
 
 
 def test_rollback_walks_back_through_the_recorded_history() -> None:

@@ -77,3 +77,8 @@ def test_no_module_of_ours_imports_scipy_or_matplotlib(serving_imports: dict) ->
         if caller.split(".")[0] in OUR_PACKAGES
     }
     assert from_our_code == set()
+
+
+def test_the_serving_worker_does_not_load_optuna(serving_imports: dict) -> None:
+    """Search spaces live in the recipe registry serving loads; optuna stays with training."""
+    assert [name for name in serving_imports["modules"] if name.startswith("optuna")] == []

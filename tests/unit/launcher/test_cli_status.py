@@ -1,0 +1,75 @@
+"""`churnops status` says why each version was or was not promoted, and shows the newest
+version's slice verdicts from its gate report (over the in-memory registry, no server)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from rich.console import Console
+from rich.table import Table
+from typer.testing import CliRunner
+
+from churnops.data.cleaning import clean_customers
+from churnops.data.split import stratified_split
+from churnops.data.synthetic import generate_customers
+from churnops.model import recipes
+from churnops.model.gate import GateRules
+from churnops.model.slices import SliceSpec
+from launcher import cli
+from registry.memory import InMemoryModelRegistry
+from registry.promotion import gate_challenger
+
+pytestmark = pytest.mark.unit
+
+RULES = GateRules(0.7, 0.002, 0.05, (SliceSpec.parse("Contract"),), 200, 0.02)
+
+
+class NoisyModel:
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        churn = self.model.predict_proba(frame)[:, 1]
+        churn = churn + np.random.default_rng(0).normal(0, 0.5, len(frame))
+        return np.column_stack([1 - churn, churn])
+
+
+@pytest.fixture
+def registry(monkeypatch: pytest.MonkeyPatch) -> InMemoryModelRegistry:
+    split = stratified_split(clean_customers(generate_customers(3000, seed=5), "s").frame)
+    model = recipes.train(split.train, "logistic_regression", seed=1)
+    registry = InMemoryModelRegistry("churn", "training")
+    for candidate in (NoisyModel(model), model, model):  # promoted, promoted, rejected
+        version = registry.register(registry.log_candidate("c", candidate, {}, {}), {})
+        gate_challenger(registry, version, split.holdout, RULES)
+    monkeypatch.setattr(cli, "_registry", lambda settings: registry)
+    monkeypatch.setattr(cli, "_services_table", lambda settings: Table("service"))
+    monkeypatch.setattr(cli, "console", Console(width=250))  # no wrapping inside cells
+    return registry
+
+
+def _rows(output: str) -> dict[str, str]:
+    return {line.split("│")[1].strip(): line for line in output.splitlines() if "│" in line}
+
+
+def test_status_shows_each_gate_decision_and_the_newest_slice_verdicts(registry) -> None:
+    result = CliRunner().invoke(cli.app, ["status"])
+    assert result.exit_code == 0, result.output
+    rows = _rows(result.output)
+    assert "promoted" in rows["1"] and "first model over the minimum AUC" in rows["1"]
+    assert "n/a (no champion)" in rows["1"]
+    assert "significantly better, no slice worse" in rows["2"]
+    assert "rejected" in rows["3"] and "not significantly better" in rows["3"]
+    assert registry.version("3").tags["gate.p_value"] == "1"
+    assert "version 3: rejected: challenger AUC" in result.output
+    assert "gate slices of version 3" in result.output
+    assert rows["Contract = Month-to-month"].rstrip(" │").endswith("│ ok")
+    assert "not judged (< 200 rows)" in rows["Contract = Two year"]
+
+
+def test_status_says_when_the_newest_version_has_no_report(registry) -> None:
+    registry.register(registry.log_candidate("c", NoisyModel(None), {}, {}), {})
+    result = CliRunner().invoke(cli.app, ["status"])
+    assert result.exit_code == 0, result.output
+    assert "version 4: not gated yet" in result.output
