@@ -29,7 +29,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from benchmarks.common import machine, markdown_table, write_report
-from churnops.contract import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+from churnops.contract import telco_contract
 from churnops.data.cleaning import clean_customers
 from churnops.data.split import Split, stratified_split
 from churnops.data.synthetic import generate_customers
@@ -45,6 +45,8 @@ HOLDOUT_FRACTION = 0.2
 # The pipeline's own default, so the candidate row is what training would produce.
 FOLDS: int = Settings.model_fields["cv_folds"].default
 BASELINE = "baseline: one-hot logistic regression"
+# The synthetic data's schema: the shipped Telco contract.
+CONTRACT = telco_contract()
 console = Console(stderr=True)
 
 
@@ -66,8 +68,8 @@ def baseline_pipeline() -> Pipeline:
     """What anyone would try first: one-hot categories, numbers as they are (missing filled)."""
     preprocess = ColumnTransformer(
         [
-            ("categorical", OneHotEncoder(handle_unknown="ignore"), list(CATEGORICAL_FEATURES)),
-            ("numeric", SimpleImputer(strategy="median"), list(NUMERIC_FEATURES)),
+            ("categorical", OneHotEncoder(handle_unknown="ignore"), list(CONTRACT.categorical)),
+            ("numeric", SimpleImputer(strategy="median"), list(CONTRACT.numeric)),
         ]
     )
     return Pipeline([("preprocess", preprocess), ("model", LogisticRegression(max_iter=5000))])
@@ -76,13 +78,13 @@ def baseline_pipeline() -> Pipeline:
 def dataset(rows: int, seed: int = SEED) -> Split:
     """Synthetic Telco-schema customers, cleaned and split like the pipeline does."""
     raw = generate_customers(rows, seed=seed)
-    cleaned = clean_customers(raw, source=f"synthetic({rows}, seed={seed})").frame
-    return stratified_split(cleaned, HOLDOUT_FRACTION, seed)
+    cleaned = clean_customers(raw, f"synthetic({rows}, seed={seed})", CONTRACT).frame
+    return stratified_split(cleaned, CONTRACT, HOLDOUT_FRACTION, seed)
 
 
 def baseline_cv(train: pd.DataFrame, folds: int, seed: int) -> np.ndarray:
     """The baseline's ROC AUC per fold, on the same folds the recipes are scored on."""
-    x, y = features(train), labels(train)
+    x, y = features(train, CONTRACT), labels(train, CONTRACT)
     fold_of_row = selection.stratified_folds(y, folds, seed)
     aucs = []
     for fold in range(folds):
@@ -97,10 +99,10 @@ def holdout_row(
 ) -> Row:
     """Fit `pipeline` on the whole training split and look at the holdout once."""
     started = time.perf_counter()
-    pipeline.fit(features(split.train), labels(split.train))
+    pipeline.fit(features(split.train, CONTRACT), labels(split.train, CONTRACT))
     seconds = time.perf_counter() - started
-    y = labels(split.holdout)
-    scores = churn_probability(pipeline, split.holdout)
+    y = labels(split.holdout, CONTRACT)
+    scores = churn_probability(pipeline, split.holdout, CONTRACT)
     return Row(
         model=name,
         kind=kind,
@@ -123,8 +125,10 @@ def tuned_rows(split: Split, budget: float, folds: int, seed: int) -> list[Row]:
         if recipe.space is None:
             continue
         console.print(f"tuning {name} for {budget:g} s")
-        study = tuning.tune(split.train, name, folds=folds, seed=seed, budget_seconds=budget)
-        pipeline = recipes.build_pipeline(name, study.best.params, seed=seed)
+        study = tuning.tune(
+            split.train, name, folds=folds, seed=seed, budget_seconds=budget, contract=CONTRACT
+        )
+        pipeline = recipes.build_pipeline(name, study.best.params, seed=seed, contract=CONTRACT)
         row = holdout_row(f"{name} (tuned)", "tuned", pipeline, study.best.roc_auc, split)
         rows.append(replace(row, note=_trials_note(len(study.trials))))
     return rows
@@ -135,10 +139,10 @@ def candidate_row(split: Split, budget: float, folds: int, seed: int) -> Row:
     chosen by CV, tuned, calibrated when CV says so. Its CV figure is before calibration."""
     policy = CandidatePolicy(AUTO, folds, seed, tuning_budget_seconds=budget)
     started = time.perf_counter()
-    report = fit_candidate(split.train, policy)
+    report = fit_candidate(split.train, policy, contract=CONTRACT)
     seconds = time.perf_counter() - started
-    y = labels(split.holdout)
-    scores = churn_probability(report.pipeline, split.holdout)
+    y = labels(split.holdout, CONTRACT)
+    scores = churn_probability(report.pipeline, split.holdout, CONTRACT)
     trials = f", {_trials_note(len(report.tuning.trials))}" if report.tuning else ""
     return Row(
         model=f"candidate ({AUTO})",
@@ -157,8 +161,10 @@ def run(rows: int, budget: float, folds: int, seed: int = SEED) -> dict[str, obj
     results: list[Row] = []
     for name in recipes.RECIPES:
         console.print(f"recipe {name}: {folds}-fold CV + holdout")
-        cv = selection.cross_validate(split.train, name, None, folds=folds, seed=seed)
-        pipeline = recipes.build_pipeline(name, seed=seed)
+        cv = selection.cross_validate(
+            split.train, name, None, folds=folds, seed=seed, contract=CONTRACT
+        )
+        pipeline = recipes.build_pipeline(name, seed=seed, contract=CONTRACT)
         results.append(holdout_row(name, "recipe", pipeline, cv.roc_auc, split))
     console.print("baseline: one-hot logistic regression")
     baseline = baseline_cv(split.train, folds, seed)

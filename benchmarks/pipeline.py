@@ -173,49 +173,55 @@ def train_once(tracking_uri: str, rows: int, workdir: str) -> dict[str, Any]:
 def logged_predictions(model: Any, rows: int, version: str, seed: int) -> pd.DataFrame:
     """`rows` predictions as the service logs them: customers with mild drift, scored by the
     champion, one millisecond apart."""
-    from churnops.contract import ID_COLUMN, TARGET_COLUMN
+    from churnops.contract import telco_contract
     from churnops.data.synthetic import DriftSpec, generate_customers
     from churnops.model import scoring
 
+    contract = telco_contract()
+    target, key = contract.target.name, contract.id_name
     customers = generate_customers(rows, seed=seed, drift=DriftSpec(tenure_scale=0.8))
-    scores = scoring.churn_probability(model, customers)
-    logged = customers.drop(columns=[TARGET_COLUMN]).astype(
-        {c: str for c in customers.select_dtypes("category").columns if c != TARGET_COLUMN}
+    scores = scoring.churn_probability(model, customers, contract)
+    logged = customers.drop(columns=[target]).astype(
+        {c: str for c in customers.select_dtypes("category").columns if c != target}
     )
     logged.insert(0, "request_id", np.char.add("r", np.arange(rows).astype(str)).astype(object))
     logged.insert(1, "ts", 1_700_000_000.0 + np.arange(rows) / 1000.0)
     logged.insert(2, "model_version", version)
     logged["churn_probability"] = scores
-    logged["churn"] = np.where(scores >= 0.5, "Yes", "No")
-    logged[ID_COLUMN] = logged[ID_COLUMN].astype(object)
+    logged["churn"] = np.where(
+        scores >= 0.5, contract.target.positive_label, contract.target.negative_label
+    )
+    logged[key] = logged[key].astype(object)
     return logged
 
 
 def feedback_for(logged: pd.DataFrame, seed: int) -> pd.DataFrame:
     """Late labels for a fifth of the predictions by request id and a fiftieth by customer id,
     drawn from the scores so live AUC is meaningful."""
-    from churnops.contract import ID_COLUMN, TARGET_COLUMN
+    from churnops.contract import telco_contract
 
+    contract = telco_contract()
     rng = np.random.default_rng(seed)
     churned = rng.random(len(logged)) < logged["churn_probability"].to_numpy()
-    label = np.where(churned, "Yes", "No")
+    label = np.where(churned, contract.target.positive_label, contract.target.negative_label)
     by_request = rng.random(len(logged)) < 0.2
     by_customer = ~by_request & (rng.random(len(logged)) < 0.02)
     return pd.DataFrame(
         {
             "ts": logged["ts"].max() + 1.0,
             "request_id": logged["request_id"].where(by_request, None),
-            ID_COLUMN: logged[ID_COLUMN].where(by_customer, None),
-            TARGET_COLUMN: label,
+            contract.id_name: logged[contract.id_name].where(by_customer, None),
+            contract.target.name: label,
         }
     )[by_request | by_customer]
 
 
 def fill_store(db_path: Path, logged: pd.DataFrame, labels: pd.DataFrame) -> None:
     """Bulk insert through sqlite3 (setup, not measured; the service writes in small batches)."""
+    from churnops.contract import telco_contract
     from churnops.monitoring import prediction_store as store
 
-    store.connect(f"sqlite:///{db_path}").dispose()
+    store.connect(f"sqlite:///{db_path}", telco_contract()).dispose()
     with sqlite3.connect(db_path) as connection:
         logged.to_sql("predictions", connection, if_exists="append", index=False, chunksize=50_000)
         labels.to_sql("feedback", connection, if_exists="append", index=False, chunksize=50_000)
@@ -224,13 +230,14 @@ def fill_store(db_path: Path, logged: pd.DataFrame, labels: pd.DataFrame) -> Non
 def monitor_once(tracking_uri: str, champion: dict[str, Any], rows: int, workdir: str) -> dict:
     """The drift sensor's work on one window of `rows` logged predictions (in a fresh process):
     load the champion's reference, read the window, compute the statistics and the decision."""
-    from churnops.contract import TARGET_COLUMN
+    from churnops.contract import telco_contract
     from churnops.monitoring import prediction_store as store
     from churnops.monitoring.drift import build_report, decide_retrain
     from churnops.settings import Settings
     from orchestration.definitions import build_resources
     from registry.mlflow_registry import MlflowModelRegistry
 
+    contract = telco_contract()
     db_path = Path(workdir) / "predictions.db"
     with _progress() as progress:
         progress.add_task(f"monitor: logging {rows:,} predictions (setup)")
@@ -251,12 +258,15 @@ def monitor_once(tracking_uri: str, champion: dict[str, Any], rows: int, workdir
             with stopwatch() as reference_time:
                 reference = registry.load_reference(champion["champion_run_id"])
             with stopwatch() as read_time:
-                window = store.read_predictions(resources["prediction_store"].engine(), 0.0)
+                window = store.read_predictions(
+                    resources["prediction_store"].engine(), 0.0, contract=contract
+                )
             with stopwatch() as statistics_time:
-                decision = decide_retrain(build_report(reference, window, thresholds), thresholds)
+                report = build_report(reference, window, thresholds, contract)
+                decision = decide_retrain(report, thresholds)
     return {
         "rows": len(window),
-        "labelled_rows": int(window[TARGET_COLUMN].notna().sum()),
+        "labelled_rows": int(window[contract.target.name].notna().sum()),
         "reference_seconds": reference_time["seconds"],
         "read_seconds": read_time["seconds"],
         "statistics_seconds": statistics_time["seconds"],

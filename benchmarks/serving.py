@@ -37,11 +37,11 @@ from benchmarks.common import (
     markdown_table,
     write_report,
 )
-from churnops.contract import ID_COLUMN, RAW_COLUMNS, TARGET_COLUMN
+from churnops.contract import telco_contract
 from churnops.data.cleaning import clean_customers
 from churnops.data.synthetic import generate_customers
 from churnops.model.recipes import train
-from churnops.model.scoring import churn_probability
+from churnops.model.scoring import churn_probability, rows_to_frame
 from launcher.mlflow_server import local_mlflow_server
 from launcher.processes import ManagedProcess, free_port
 from launcher.stack import REPO_ROOT, bento_command
@@ -49,6 +49,8 @@ from registry.mlflow_registry import MlflowModelRegistry
 
 BIN = Path(sys.executable).parent
 MODEL = "churn-bench"
+# The benchmark serves the Telco demo (the generator's schema).
+TELCO = telco_contract()
 IN_PROCESS = "in-process predict_proba"
 console = Console(stderr=True)
 
@@ -94,10 +96,10 @@ class Cell:
 
 def register_champion(tracking_uri: str, train_rows: int) -> str:
     """Train the production recipe on synthetic customers and make it `@champion`."""
-    customers = clean_customers(generate_customers(train_rows, seed=7), "synthetic").frame
-    model = train(customers, "hist_gradient_boosting", seed=42)
+    customers = clean_customers(generate_customers(train_rows, seed=7), "synthetic", TELCO).frame
+    model = train(customers, "hist_gradient_boosting", seed=42, contract=TELCO)
     registry = MlflowModelRegistry(tracking_uri, MODEL, "benchmark")
-    logged = registry.log_candidate("benchmark", model, {}, {})
+    logged = registry.log_candidate("benchmark", model, {}, {}, contract=TELCO)
     registry.ensure_model("benchmark model")
     version = registry.register(logged, tags={})
     registry.promote(version, "benchmark")
@@ -105,13 +107,13 @@ def register_champion(tracking_uri: str, train_rows: int) -> str:
 
 
 def request_records(count: int) -> list[dict]:
-    """Contract records as a client sends them (no label; a blank TotalCharges is null)."""
-    frame = generate_customers(count, seed=11).loc[:, list(RAW_COLUMNS)]
-    frame = frame.drop(columns=[TARGET_COLUMN]).astype(object)
+    """Contract records as a client sends them (no label; a blank number is null)."""
+    columns = TELCO.required_columns(with_target=False)
+    frame = generate_customers(count, seed=11).loc[:, list(columns)].astype(object)
     frame = frame.where(frame.notna(), None)
     records = frame.to_dict(orient="records")
     for record in records:
-        record[ID_COLUMN] = str(record[ID_COLUMN])
+        record[TELCO.id_name] = str(record[TELCO.id_name])
     return records
 
 
@@ -241,14 +243,14 @@ def measure_server(
 
 def in_process(model_uri: str, tracking_uri: str, records: list[dict], args) -> list[Cell]:
     """The limit: `predict_proba` on a prepared frame in this process, no HTTP, no JSON."""
-    import pandas as pd
-
     model = MlflowModelRegistry(tracking_uri, MODEL, "benchmark").load_model(model_uri)
     cells = []
     for rows, threads in itertools.product(args.rows, (None, 1)):
-        frame = pd.DataFrame(records[:rows]).astype({"TotalCharges": "float64"})
+        values = [[record[name] for name in TELCO.feature_names] for record in records[:rows]]
+        frame = rows_to_frame(values, TELCO)
+        call = partial(churn_probability, model, frame, TELCO)
         with threadpool_limits(limits=threads):
-            cells.append(_time_calls(partial(churn_probability, model, frame), rows, threads, args))
+            cells.append(_time_calls(call, rows, threads, args))
     return cells
 
 

@@ -1,65 +1,130 @@
-"""Pydantic request/record models generated from the data contract (serving's input schema)."""
+"""Pydantic request/record models generated from the data contract (serving's input schema).
+
+Every field is validated by its contract name (a header like `monthly charges` or `copy` is a
+valid field); the Python attribute is the name itself when it is a plain identifier, so
+`record.age` reads naturally, and a safe stand-in otherwise.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import keyword
+import operator
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model
 
-from churnops.contract import (
-    FEATURE_NAMES,
-    FEATURES,
-    ID_COLUMN,
-    MAX_ID_LENGTH,
-    FeatureSpec,
-    example_record,
-)
+from churnops.contract import Contract, Feature
+
+# Longest value of an open categorical field (a category is a label, not a document).
+MAX_CATEGORY_LENGTH = 200
+# The Python attribute of the id field, whatever the contract calls it.
+ID_ATTRIBUTE = "record_id"
+
+_MODELS: dict[str, type[BaseModel]] = {}
+_GETTERS: dict[str, Callable[[BaseModel], Any]] = {}
 
 
-def _field(spec: FeatureSpec) -> tuple[Any, Any]:
-    if spec.kind == "categorical":
-        annotation: Any = Literal[spec.categories]  # type: ignore[valid-type]
-        return annotation, Field(
-            description=spec.description, json_schema_extra={"example": spec.example}
+def attribute_names(contract: Contract) -> dict[str, str]:
+    """Contract name -> Python attribute of the record model, for every feature."""
+    names: dict[str, str] = {}
+    for index, feature in enumerate(contract.features):
+        name = feature.name
+        usable = (
+            name.isidentifier()
+            and not keyword.iskeyword(name)
+            and not name.startswith("_")
+            and not hasattr(BaseModel, name)
+            and name != ID_ATTRIBUTE
         )
-    python_type = int if spec.kind == "integer" else float
-    annotation = python_type | None if spec.nullable else python_type
-    default = None if spec.nullable else ...
+        names[name] = name if usable else f"feature_{index}"
+    return names
+
+
+def _annotation(feature: Feature) -> Any:
+    if feature.kind == "categorical" and feature.is_open:
+        return str
+    if feature.kind == "categorical":
+        return Literal[feature.categories]  # type: ignore[valid-type]
+    if feature.kind == "boolean":
+        return StrictBool
+    return int if feature.kind == "integer" else float
+
+
+def _field(feature: Feature) -> tuple[Any, Any]:
+    annotation = _annotation(feature)
+    constraints: dict[str, Any] = {}
+    if feature.kind in ("numeric", "integer"):
+        constraints = {"ge": feature.minimum, "le": feature.maximum, "strict": True}
+        if feature.kind == "numeric":
+            constraints["allow_inf_nan"] = False
+    elif feature.kind == "categorical" and feature.is_open:
+        constraints = {"max_length": MAX_CATEGORY_LENGTH, "strict": True}
+    if feature.nullable:
+        annotation = annotation | None
     return annotation, Field(
-        default,
-        ge=spec.minimum,
-        le=spec.maximum,
-        strict=True,
-        description=spec.description,
-        json_schema_extra={"example": spec.example},
+        None if feature.nullable else ...,
+        alias=feature.name,
+        description=feature.description or None,
+        json_schema_extra={"example": feature.example_value()},
+        **constraints,
     )
 
 
-class _RecordBase(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        # BentoML's OpenAPI model knows the singular `example` keyword only.
-        json_schema_extra={"example": example_record()},
-    )
-
-
-CustomerRecord: type[BaseModel] = create_model(  # type: ignore[call-overload]
-    "CustomerRecord",
-    __base__=_RecordBase,
-    __doc__="One customer in the Telco churn schema (the label `Churn` is not sent).",
-    **{
-        ID_COLUMN: (
+def record_model(contract: Contract) -> type[BaseModel]:
+    """The request model of one customer under `contract` (built once per fingerprint)."""
+    model = _MODELS.get(contract.fingerprint)
+    if model is not None:
+        return model
+    fields: dict[str, Any] = {}
+    if contract.id_column is not None:
+        fields[ID_ATTRIBUTE] = (
             str | None,
             Field(
-                None, max_length=MAX_ID_LENGTH, description="Customer id, echoed back for joins."
+                None,
+                alias=contract.id_column,
+                max_length=contract.max_id_length,
+                description="Customer id, echoed back for joins.",
             ),
         )
-    },
-    **{spec.name: _field(spec) for spec in FEATURES},
-)
+    attributes = attribute_names(contract)
+    fields.update({attributes[f.name]: _field(f) for f in contract.features})
+    config = ConfigDict(
+        extra="forbid",
+        serialize_by_alias=True,
+        # BentoML's OpenAPI model knows the singular `example` keyword only.
+        json_schema_extra={"example": contract.example_record()},
+    )
+    model = create_model(  # type: ignore[call-overload]
+        "CustomerRecord",
+        __config__=config,
+        __doc__=(
+            f"One customer of the '{contract.dataset}' contract "
+            f"(the label `{contract.target.name}` is not sent)."
+        ),
+        **fields,
+    )
+    _MODELS[contract.fingerprint] = model
+    return model
 
 
-def records_to_rows(records: Sequence[BaseModel]) -> list[list[object]]:
-    """Raw values in contract order, the input of `recipe.scorer` (None is missing)."""
-    return [[getattr(record, name) for name in FEATURE_NAMES] for record in records]
+def record_id(record: BaseModel) -> str | None:
+    """The id the client sent, or None (always None under a contract without an id column)."""
+    return getattr(record, ID_ATTRIBUTE, None)
+
+
+def _row_getter(contract: Contract) -> Callable[[BaseModel], Any]:
+    getter = _GETTERS.get(contract.fingerprint)
+    if getter is None:
+        attributes = [attribute_names(contract)[name] for name in contract.feature_names]
+        single = operator.attrgetter(attributes[0])
+        getter = operator.attrgetter(*attributes) if len(attributes) > 1 else lambda r: (single(r),)
+        _GETTERS[contract.fingerprint] = getter
+    return getter
+
+
+def records_to_rows(records: Sequence[BaseModel], contract: Contract) -> list[list[object]]:
+    """Raw values in contract order, the input of `scoring.scorer` (None is missing; booleans
+    stay True/False)."""
+    getter = _row_getter(contract)
+    return [list(getter(record)) for record in records]

@@ -7,6 +7,8 @@ function-level imports too and checks the layers).
 
 from __future__ import annotations
 
+import json
+import shlex
 import signal
 import threading
 from typing import TYPE_CHECKING, Annotated
@@ -17,9 +19,13 @@ from rich.panel import Panel
 from rich.table import Table
 
 from churnops.settings import Settings
+from launcher.contract_cli import contract_app
 from launcher.processes import ProcessFailed
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from churnops.contract import Contract
     from registry.interface import ModelRegistry, VersionInfo
 
 app = typer.Typer(
@@ -28,6 +34,7 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console()
+app.add_typer(contract_app, name="contract")
 
 
 def _registry(settings: Settings):
@@ -48,6 +55,7 @@ def up(
     from launcher.stack import Stack, launch_training
 
     settings = Settings()
+    _contract(settings)  # a broken contract file stops here, before anything starts
     stack = Stack(settings)
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -83,15 +91,36 @@ def up(
 
 
 def _print_urls(settings: Settings) -> None:
+    from launcher.simulator import is_telco
+
+    contract = _contract(settings)
     table = Table(show_header=False, box=None)
     table.add_row("Dagster UI", settings.dagster_url)
     table.add_row("MLflow UI", settings.tracking_uri)
     table.add_row("Prediction API", f"{settings.bento_url}/docs")
+    table.add_row("Data contract", f"{contract.dataset} ({contract.fingerprint})")
     console.print(Panel(table, title="churnops is up (Ctrl-C to stop)"))
+    if is_telco(contract):
+        body = "@serving/example_request.json"
+    else:
+        body = shlex.quote(json.dumps({"customer": contract.example_record()}))
     console.print(
         f"try: curl -s -X POST {settings.bento_url}/predict -H 'content-type: application/json' "
-        "-d @serving/example_request.json"
+        f"-d {body}",
+        soft_wrap=True,
     )
+
+
+def _contract(settings: Settings) -> Contract:
+    """The configured data contract; an unreadable or invalid file ends the command with its
+    message (which names the file and key)."""
+    from churnops.contract import ContractFileError, configured_contract
+
+    try:
+        return configured_contract(settings.contract)
+    except ContractFileError as exc:
+        console.print(f"[red]error:[/red] {exc}", markup=False)
+        raise typer.Exit(1) from exc
 
 
 @app.command()
@@ -104,17 +133,25 @@ def simulate(
     label_delay: Annotated[float, typer.Option(help="Seconds before labels are sent.")] = 0.0,
     url: Annotated[str | None, typer.Option(help="Prediction API; default from settings.")] = None,
 ) -> None:
-    """Send realistic (optionally drifted) traffic and delayed labels to the prediction API."""
+    """Send realistic (optionally drifted) traffic and delayed labels to the prediction API:
+    Telco demo customers under the shipped contract, else customers drawn from the champion's
+    reference sample."""
     from rich.progress import Progress
 
+    from launcher.simulator import is_telco
     from launcher.simulator import simulate as run_simulation
 
-    base_url = url or Settings().bento_url
+    settings = Settings()
+    contract = _contract(settings)
+    reference = None if is_telco(contract) else _champion_reference(settings)
+    base_url = url or settings.bento_url
     with Progress(console=console) as progress:
         task = progress.add_task("predictions", total=rows)
         result = run_simulation(
             base_url,
             rows,
+            contract=contract,
+            reference=reference,
             drifted=drifted,
             seed=seed,
             batch_size=batch_size,
@@ -128,6 +165,29 @@ def simulate(
     )
     if result.errors:
         raise typer.Exit(1)
+
+
+def _champion_reference(settings: Settings) -> pd.DataFrame:
+    """The champion's reference sample (holdout features and scores), which simulated traffic
+    is drawn from when the contract has no generator."""
+    registry = _registry(settings)
+    try:
+        champion = registry.champion()
+        reference = registry.load_reference(champion.run_id) if champion else None
+    except Exception as exc:  # MLflow's client raises several types when the server is away
+        console.print(
+            f"[red]error:[/red] cannot read the champion's reference sample from "
+            f"{settings.tracking_uri}: {type(exc).__name__}: {exc}",
+            markup=False,
+        )
+        raise typer.Exit(1) from exc
+    if reference is None:
+        console.print(
+            f"[red]error:[/red] model '{settings.model_name}' has no champion yet: traffic for "
+            "a contract without a generator is drawn from the champion's reference sample"
+        )
+        raise typer.Exit(1)
+    return reference
 
 
 @app.command()
@@ -148,11 +208,18 @@ def rollback(
 
 @app.command()
 def status() -> None:
-    """Show what runs where, which version serves, registered versions and alias history."""
+    """Show what runs where, the data contract, which version serves (and whether it was trained
+    on that contract), registered versions and alias history."""
     from registry.interface import CHAMPION
 
     settings = Settings()
+    contract = _contract(settings)
     console.print(_services_table(settings))
+    console.print(
+        f"data contract: {contract.dataset} (fingerprint {contract.fingerprint}) from "
+        f"{settings.contract or 'the shipped Telco contract'}",
+        markup=False,
+    )
     registry = _registry(settings)
     try:
         versions = registry.versions()
@@ -176,7 +243,7 @@ def status() -> None:
         )
     console.print(table)
     champion = next((info for info in versions if CHAMPION in info.aliases), None)
-    console.print(f"@champion: version {champion.version}" if champion else "@champion: none yet")
+    console.print(_champion_line(champion, contract), markup=False)
     for event in registry.alias_history():
         console.print(
             f"{event.at}  {event.action:8} "
@@ -184,6 +251,26 @@ def status() -> None:
         )
     if versions:
         _print_gate_report(registry, versions[-1])
+
+
+def _champion_line(champion: VersionInfo | None, contract: Contract) -> str:
+    """Which version holds @champion and whether serving can use it under `contract`."""
+    from registry.interface import CONTRACT_DATASET_TAG, CONTRACT_FINGERPRINT_TAG
+
+    if champion is None:
+        return "@champion: none yet"
+    fingerprint = champion.tags.get(CONTRACT_FINGERPRINT_TAG)
+    if fingerprint == contract.fingerprint:
+        return f"@champion: version {champion.version} (trained on this contract)"
+    if fingerprint is None:
+        trained_on = "an unknown contract (no contract tag)"
+    else:
+        dataset = champion.tags.get(CONTRACT_DATASET_TAG, "an unnamed dataset")
+        trained_on = f"contract '{dataset}' (fingerprint {fingerprint})"
+    return (
+        f"@champion: version {champion.version} was trained on {trained_on}, not on "
+        f"'{contract.dataset}': serving refuses it"
+    )
 
 
 def _print_gate_report(registry: ModelRegistry, info: VersionInfo) -> None:

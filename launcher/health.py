@@ -32,9 +32,18 @@ def _serving_detail(response: httpx.Response | None) -> tuple[bool, str]:
     except ValueError:
         return False, f"HTTP {response.status_code}"
     if body.get("ready"):
-        degraded = " (degraded: registry unreachable)" if body.get("degraded") else ""
-        return True, f"serving version {body.get('model_version')}{degraded}"
+        return True, f"serving version {body.get('model_version')}{_serving_caveat(body)}"
     return False, f"up, no model loaded yet: {body.get('last_error') or 'waiting for @champion'}"
+
+
+def _serving_caveat(body: dict) -> str:
+    """Why the served version may not be the champion: a refused one, else the last error."""
+    if body.get("refused_version"):
+        reason = body.get("refused_reason") or "no reason given"
+        return f" (refused version {body['refused_version']}: {reason})"
+    if body.get("degraded"):
+        return f" (degraded: {body.get('last_error') or 'registry unreachable'})"
+    return ""
 
 
 def _answers(response: httpx.Response | None) -> bool:

@@ -88,10 +88,14 @@ def bento_command(host: str, port: int) -> list[str]:
 
 
 def service_env(settings: Settings) -> dict[str, str]:
-    """Environment for child processes: the caller's, plus the resolved CHURNOPS_* addresses."""
+    """Environment for child processes: the caller's, plus the resolved CHURNOPS_* addresses
+    and data contract path."""
     env = dict(os.environ)
     env[f"{ENV_PREFIX}HOME"] = str(settings.state_dir)
     env[f"{ENV_PREFIX}MLFLOW_TRACKING_URI"] = settings.tracking_uri
+    if settings.contract is not None:
+        # Absolute: the services run from the repository root, not the caller's folder.
+        env[f"{ENV_PREFIX}CONTRACT"] = str(Path(settings.contract).resolve())
     env["DAGSTER_HOME"] = str(settings.dagster_home)
     env["BENTOML_HOME"] = str(settings.state_dir / "bentoml")
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"

@@ -11,6 +11,7 @@ from orchestration.executors import select_executor
 from orchestration.jobs import retrain_on_drift, train_and_promote
 from orchestration.resources import (
     CustomerSource,
+    DataContractResource,
     GatePolicy,
     MlflowRegistryResource,
     MonitorPolicy,
@@ -33,6 +34,9 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     """Every resource value comes from `settings`; the resources have no defaults of their own."""
     store = PredictionStore(url=env_backed("prediction_store_url", settings.prediction_store))
     return {
+        "contract": DataContractResource(
+            path=str(settings.contract) if settings.contract is not None else None
+        ),
         "customer_source": CustomerSource(
             path=settings.data_path,
             synthetic_rows=settings.synthetic_rows,

@@ -1,5 +1,5 @@
-"""External systems behind Dagster resources: the customer data source, the prediction store
-and the model registry."""
+"""External systems behind Dagster resources: the data contract, the customer data source, the
+prediction store and the model registry."""
 
 from abc import abstractmethod
 
@@ -8,6 +8,13 @@ import pandas as pd
 from pydantic import Field
 from sqlalchemy import Engine
 
+from churnops.contract import (
+    Contract,
+    ContractError,
+    ContractFileError,
+    configured_contract,
+    telco_contract,
+)
 from churnops.data.sources import read_customer_file
 from churnops.data.synthetic import DriftSpec, generate_customers
 from churnops.model.gate import GateRules
@@ -23,6 +30,23 @@ from registry.mlflow_registry import MlflowModelRegistry
 NO_DRIFT = DriftSpec()
 
 
+class DataContractResource(dg.ConfigurableResource):
+    """The data contract (CHURNOPS_CONTRACT) every asset, check and sensor takes its column
+    names, kinds and target from."""
+
+    path: str | None = Field(
+        description="Contract file (YAML/TOML); None means the shipped Telco contract."
+    )
+
+    def load(self) -> Contract:
+        """The validated contract; a bad file fails the step without retries (retrying cannot
+        fix it), naming the file and key."""
+        try:
+            return configured_contract(self.path)
+        except ContractFileError as exc:
+            raise dg.Failure(str(exc), allow_retries=False) from exc
+
+
 class PredictionStore(dg.ConfigurableResource):
     """Where the Bento service logs predictions and feedback labels (a SQLAlchemy URL)."""
 
@@ -36,8 +60,9 @@ class PredictionStore(dg.ConfigurableResource):
 
 
 class CustomerSource(dg.ConfigurableResource):
-    """A user's CSV/Parquet file in the Telco schema, or the seeded synthetic generator, plus
-    production predictions whose labels have arrived (so retraining sees recent customers)."""
+    """A user's CSV/Parquet file in the contract's schema, or the seeded synthetic generator
+    (the Telco demo), plus production predictions whose labels have arrived (so retraining
+    sees recent customers)."""
 
     path: str | None = Field(description="CSV/Parquet file; None means synthetic data.")
     synthetic_rows: int = Field(gt=0, description="Rows to generate when path is unset.")
@@ -58,23 +83,31 @@ class CustomerSource(dg.ConfigurableResource):
     def name(self) -> str:
         return self.path or "synthetic"
 
-    def load(self) -> pd.DataFrame:
+    def load(self, contract: Contract) -> pd.DataFrame:
+        """Raw records under `contract`; `ContractError` when there is no file and the
+        contract is not the synthetic generator's."""
         if self.path:
             base = read_customer_file(self.path)
+        elif contract.fingerprint != telco_contract().fingerprint:
+            raise ContractError(
+                f"no data file: CHURNOPS_DATA_PATH is unset, and the synthetic generator only "
+                f"makes the Telco demo data, not {contract.dataset!r} (CHURNOPS_CONTRACT); "
+                "point CHURNOPS_DATA_PATH at your CSV or Parquet file"
+            )
         else:
             drift = DriftSpec(
                 tenure_scale=self.tenure_scale, monthly_charges_shift=self.monthly_charges_shift
             )
             base = generate_customers(self.synthetic_rows, seed=self.seed, drift=drift)
-        production = self.production_records()
+        production = self.production_records(contract)
         if production.empty:
             return base
         return pd.concat([base.astype(object), production.astype(object)], ignore_index=True)
 
-    def production_records(self) -> pd.DataFrame:
+    def production_records(self, contract: Contract) -> pd.DataFrame:
         if self.prediction_store is None:
             return pd.DataFrame()
-        return prediction_store.labelled_records(self.prediction_store.engine())
+        return prediction_store.labelled_records(self.prediction_store.engine(), contract)
 
 
 class ModelRegistryResource(dg.ConfigurableResource):
@@ -143,16 +176,32 @@ class GatePolicy(dg.ConfigurableResource):
     min_auc: float = Field(ge=0, le=1, description="Minimum ROC AUC for any champion.")
     margin: float = Field(ge=0, description="AUC gain the challenger must show significantly.")
     alpha: float = Field(gt=0, lt=0.5, description="Significance level of the DeLong test.")
-    slices: list[str] = Field(description="Slices judged: `column` or `column:e0,e1,...`.")
+    slices: list[str] | None = Field(
+        description="Slices judged: `column` or `column:e0,e1,...`; None means the "
+        "contract's own `slices`."
+    )
     slice_min_rows: int = Field(ge=1, description="Holdout rows a slice needs to be judged.")
     slice_tolerance: float = Field(ge=0, description="AUC a challenger may lose on a slice.")
 
-    def rules(self) -> GateRules:
+    def rules(self, contract: Contract) -> GateRules:
+        """The rules for challengers trained on `contract` (its slices unless set here); a
+        slice on a column the contract lacks fails without retries."""
+        slices = tuple(
+            SliceSpec.parse(text)
+            for text in (contract.slices if self.slices is None else self.slices)
+        )
+        unknown = [spec.text() for spec in slices if spec.column not in contract.feature_names]
+        if unknown:
+            raise dg.Failure(
+                f"CHURNOPS_GATE_SLICES: slice(s) {unknown} name no feature of contract "
+                f"{contract.dataset!r} (features: {', '.join(contract.feature_names)})",
+                allow_retries=False,
+            )
         return GateRules(
             min_auc=self.min_auc,
             margin=self.margin,
             alpha=self.alpha,
-            slices=tuple(SliceSpec.parse(text) for text in self.slices),
+            slices=slices,
             slice_min_rows=self.slice_min_rows,
             slice_tolerance=self.slice_tolerance,
         )

@@ -5,9 +5,16 @@ from dataclasses import dataclass
 import dagster as dg
 import pandas as pd
 
+from churnops.contract import Contract
 from churnops.monitoring import prediction_store as store
 from churnops.monitoring.drift import DriftThresholds, build_report, decide_retrain
-from orchestration.resources import ModelRegistryResource, MonitorPolicy, PredictionStore
+from orchestration.resources import (
+    DataContractResource,
+    ModelRegistryResource,
+    MonitorPolicy,
+    PredictionStore,
+)
+from registry.promotion import contract_mismatch
 
 IN_PROGRESS = [
     dg.DagsterRunStatus.QUEUED,
@@ -29,6 +36,7 @@ def assess_window(
     reference: pd.DataFrame | None,
     champion_version: str | None,
     thresholds: DriftThresholds,
+    contract: Contract,
 ) -> WindowOutcome:
     """Pure sensor decision over the predictions logged since the cursor."""
     if champion_version is None:
@@ -41,7 +49,8 @@ def assess_window(
         )
     if reference is None:
         return WindowOutcome(False, f"champion v{champion_version} has no training reference", None)
-    decision = decide_retrain(build_report(reference, window, thresholds), thresholds)
+    report = build_report(reference, window, thresholds, contract=contract)
+    decision = decide_retrain(report, thresholds)
     reason = f"vs champion v{champion_version}: {decision.reason}"
     return WindowOutcome(decision.retrain, reason, float(window["ts"].max()))
 
@@ -60,6 +69,7 @@ def build_drift_sensor(job, interval_seconds: int) -> dg.SensorDefinition:
         prediction_store: PredictionStore,
         model_registry: ModelRegistryResource,
         monitor_policy: MonitorPolicy,
+        contract: DataContractResource,
     ):
         active = context.instance.get_runs(
             filters=dg.RunsFilter(job_name=job.name, statuses=IN_PROGRESS), limit=1
@@ -67,14 +77,22 @@ def build_drift_sensor(job, interval_seconds: int) -> dg.SensorDefinition:
         if active:
             return dg.SkipReason(f"retraining run {active[0].run_id} is still in progress")
         since = float(context.cursor or 0.0)
-        window = store.read_predictions(prediction_store.engine(), since)
+        data_contract = contract.load()
+        window = store.read_predictions(prediction_store.engine(), since, contract=data_contract)
         registry = model_registry.open()
         champion = registry.champion()
+        mismatch = contract_mismatch(champion, data_contract) if champion else None
+        if mismatch is not None:  # serving refuses it too: its traffic is not this contract's
+            return dg.SkipReason(f"not monitoring: {mismatch}")
         reference = None
         if champion is not None and champion.run_id and len(window) >= monitor_policy.min_rows:
             reference = registry.load_reference(champion.run_id)
         outcome = assess_window(
-            window, reference, champion.version if champion else None, monitor_policy.thresholds()
+            window,
+            reference,
+            champion.version if champion else None,
+            monitor_policy.thresholds(),
+            data_contract,
         )
         if outcome.cursor is not None:
             context.update_cursor(str(outcome.cursor))

@@ -13,8 +13,6 @@ from mlflow.models import infer_signature
 from mlflow.types import Schema
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-from churnops.contract import TARGET_COLUMN as TARGET
-
 SCHEMA_SAMPLE_ROWS = 10_000
 
 
@@ -39,11 +37,12 @@ class SampledSchemaDataset(PandasDataset):
             return infer_signature(schema_sample(self.df)).inputs
 
 
-def dataset_input(frame: pd.DataFrame, context: str) -> DatasetInput:
-    """The run input `client.log_inputs` takes: `customers-<context>`, tagged with its context."""
+def dataset_input(frame: pd.DataFrame, context: str, target: str) -> DatasetInput:
+    """The run input `client.log_inputs` takes: `customers-<context>`, tagged with its context;
+    `target` is the label column."""
     name = f"customers-{context}"
-    described = mlflow.data.from_pandas(frame, name=name, targets=TARGET)  # source and digest
-    dataset = SampledSchemaDataset(frame, described.source, TARGET, name, described.digest)
+    described = mlflow.data.from_pandas(frame, name=name, targets=target)  # source and digest
+    dataset = SampledSchemaDataset(frame, described.source, target, name, described.digest)
     # `_to_mlflow_entity` is how MLflow's own `log_input` turns a Dataset into the entity; the
     # client API has no public equivalent.
     return DatasetInput(

@@ -10,13 +10,15 @@ from __future__ import annotations
 import io
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import pandas as pd
+import yaml
 from sklearn.pipeline import Pipeline
 
+from churnops.contract import Contract, ContractFileError, parse_contract
 from registry.history import Action, AliasEvent, parse_events, rollback_target
 
 CHAMPION = "champion"
@@ -25,6 +27,11 @@ MONITORING_EXPERIMENT = "churn-monitoring"
 EVALUATION_FOLDER = "evaluation"
 REFERENCE_ARTIFACT = "reference/reference.parquet"
 MODEL_ARTIFACT = "model"
+# The data contract travels with the model: a file of the run (and of the logged model's folder)
+# and two tags on the run and the version, so serving and the gate can tell contracts apart.
+CONTRACT_ARTIFACT = "contract/contract.yaml"
+CONTRACT_FINGERPRINT_TAG = "contract.fingerprint"
+CONTRACT_DATASET_TAG = "contract.dataset"
 
 
 class RegistryError(RuntimeError):
@@ -36,6 +43,14 @@ class Figure(Protocol):
     matplotlib; closing the figure stays with whoever drew it)."""
 
     def savefig(self, fname: Any, *args: Any, **kwargs: Any) -> Any: ...
+
+
+def contract_tags(contract: Contract) -> dict[str, str]:
+    """The tags naming what a model was trained on."""
+    return {
+        CONTRACT_FINGERPRINT_TAG: contract.fingerprint,
+        CONTRACT_DATASET_TAG: contract.dataset,
+    }
 
 
 def figure_png(figure: Figure) -> bytes:
@@ -54,12 +69,14 @@ class RunRef:
 
 @dataclass(frozen=True)
 class LoggedRun:
-    """A training run holding a logged model that a version can be registered from."""
+    """A training run holding a logged model that a version can be registered from;
+    `contract_tags` (its contract's fingerprint and dataset) go onto every version of it."""
 
     run_id: str
     experiment_id: str
     model_uri: str
     model_id: str
+    contract_tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -85,10 +102,13 @@ class ModelRegistry(ABC):
         model: Pipeline,
         params: dict[str, object],
         tags: dict[str, str],
+        *,
+        contract: Contract,
         datasets: dict[str, pd.DataFrame] | None = None,
     ) -> LoggedRun:
-        """One run per candidate holding the model (with the contract's signature); `datasets`
-        (context → frame, e.g. training/holdout) become the run's dataset inputs."""
+        """One run per candidate holding the model (with the contract's signature and input
+        example), the contract file (`CONTRACT_ARTIFACT`) and its tags; `datasets` (context →
+        frame, e.g. training/holdout) become the run's dataset inputs."""
 
     @abstractmethod
     def log_metrics_and_figures(
@@ -140,7 +160,8 @@ class ModelRegistry(ABC):
 
     @abstractmethod
     def register(self, run: LoggedRun, tags: dict[str, str]) -> str:
-        """A new version from the run's logged model; returns once it is ready to load."""
+        """A new version from the run's logged model, tagged with `tags` and the run's
+        contract tags; returns once it is ready to load."""
 
     @abstractmethod
     def version(self, version: str) -> VersionInfo: ...
@@ -173,6 +194,22 @@ class ModelRegistry(ABC):
 
     def champion(self) -> VersionInfo | None:
         return self.by_alias(CHAMPION)
+
+    def contract_of(self, version: str) -> Contract | None:
+        """The contract a version was trained on (its run's `CONTRACT_ARTIFACT`), or None
+        for a version logged before contracts travelled with models."""
+        info = self.version(version)
+        if not info.run_id:
+            return None
+        try:
+            text = self.load_text(info.run_id, CONTRACT_ARTIFACT)
+        except RegistryError:
+            return None
+        source = f"{self.model_name} v{version}: {CONTRACT_ARTIFACT}"
+        try:
+            return parse_contract(yaml.safe_load(text), source)
+        except yaml.YAMLError as exc:
+            raise ContractFileError(f"{source}: not valid YAML: {exc}") from exc
 
     def set_challenger(self, version: str) -> None:
         self._set_alias(CHALLENGER, version)

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from churnops.contract import Contract, dump_contract
 from registry.interface import (
+    CONTRACT_ARTIFACT,
     EVALUATION_FOLDER,
     MONITORING_EXPERIMENT,
     Figure,
@@ -19,6 +21,7 @@ from registry.interface import (
     RegistryError,
     RunRef,
     VersionInfo,
+    contract_tags,
     figure_png,
 )
 
@@ -68,16 +71,19 @@ class InMemoryModelRegistry(ModelRegistry):
         model: Pipeline,
         params: dict[str, object],
         tags: dict[str, str],
+        *,
+        contract: Contract,
         datasets: dict[str, pd.DataFrame] | None = None,
     ) -> LoggedRun:
-        run = self._new_run(self.experiment, run_name, tags)
+        trained_on = contract_tags(contract)
+        run = self._new_run(self.experiment, run_name, {**tags, **trained_on})
         run.params = {k: str(v) for k, v in params.items()}
         run.datasets = dict(datasets or {})
+        run.texts[CONTRACT_ARTIFACT] = dump_contract(contract)
         model_id = f"m-{next(self._ids)}"
         self.models[model_id] = model
-        return LoggedRun(
-            run.run_id, self.experiments[self.experiment], f"models:/{model_id}", model_id
-        )
+        experiment_id = self.experiments[self.experiment]
+        return LoggedRun(run.run_id, experiment_id, f"models:/{model_id}", model_id, trained_on)
 
     def log_metrics_and_figures(
         self,
@@ -139,7 +145,7 @@ class InMemoryModelRegistry(ModelRegistry):
         with self._lock:
             version = str(len(self.model_versions) + 1)
             self.model_versions[version] = _Version(
-                run.run_id, run.model_uri, run.model_id, dict(tags)
+                run.run_id, run.model_uri, run.model_id, {**run.contract_tags, **tags}
             )
         return version
 

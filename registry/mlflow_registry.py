@@ -25,9 +25,11 @@ from mlflow.tracking import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
 from sklearn.pipeline import Pipeline
 
+from churnops.contract import Contract, dump_contract
 from churnops.model.recipes import TRUSTED_TYPES
 from registry.datasets import dataset_input
 from registry.interface import (
+    CONTRACT_ARTIFACT,
     EVALUATION_FOLDER,
     MODEL_ARTIFACT,
     MONITORING_EXPERIMENT,
@@ -38,6 +40,7 @@ from registry.interface import (
     RegistryError,
     RunRef,
     VersionInfo,
+    contract_tags,
     figure_png,
 )
 from registry.signature import input_example, model_signature
@@ -68,15 +71,21 @@ class MlflowModelRegistry(ModelRegistry):
         model: Pipeline,
         params: dict[str, object],
         tags: dict[str, str],
+        *,
+        contract: Contract,
         datasets: dict[str, pd.DataFrame] | None = None,
     ) -> LoggedRun:
-        with self._run(self.experiment, run_name, tags) as run:
+        trained_on = contract_tags(contract)
+        with self._run(self.experiment, run_name, {**tags, **trained_on}) as run:
             self.client.log_batch(run.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+            self.log_text(run.run_id, dump_contract(contract), CONTRACT_ARTIFACT)
             if datasets:
-                inputs = [dataset_input(frame, context) for context, frame in datasets.items()]
+                target = contract.target.name
+                inputs = [dataset_input(frame, ctx, target) for ctx, frame in datasets.items()]
                 self.client.log_inputs(run.run_id, datasets=inputs)
-            model_id = self._log_model(run, model, params)
-        return LoggedRun(run.run_id, run.experiment_id, f"models:/{model_id}", model_id)
+            model_id = self._log_model(run, model, params, contract)
+        model_uri = f"models:/{model_id}"
+        return LoggedRun(run.run_id, run.experiment_id, model_uri, model_id, trained_on)
 
     def log_metrics_and_figures(
         self,
@@ -149,7 +158,7 @@ class MlflowModelRegistry(ModelRegistry):
             self.model_name,
             source=run.model_uri,
             run_id=run.run_id,
-            tags=tags,
+            tags={**run.contract_tags, **tags},
             model_id=run.model_id,
             await_creation_for=REGISTRATION_WAIT_SECONDS,
         )
@@ -236,13 +245,17 @@ class MlflowModelRegistry(ModelRegistry):
             raise
         self.client.set_terminated(ref.run_id, RunStatus.to_string(RunStatus.FINISHED))
 
-    def _log_model(self, run: RunRef, model: Pipeline, params: dict[str, object]) -> str:
+    def _log_model(
+        self, run: RunRef, model: Pipeline, params: dict[str, object], contract: Contract
+    ) -> str:
         """What `mlflow.sklearn.log_model` does, without an active run: a LoggedModel linked
-        to the run, the skops-serialized flavor with the contract's signature uploaded to it."""
+        to the run, the skops-serialized flavor with the contract's signature uploaded to it,
+        and the contract file beside it (`models:/...` downloads carry their contract)."""
         logged = self.client.create_logged_model(
             run.experiment_id,
             name=MODEL_ARTIFACT,
             source_run_id=run.run_id,
+            tags=contract_tags(contract),
             params={k: str(v) for k, v in params.items()},
         )
         try:
@@ -260,11 +273,13 @@ class MlflowModelRegistry(ModelRegistry):
                     path,
                     mlflow_model=description,
                     serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
-                    signature=model_signature(),
-                    input_example=input_example(),
+                    signature=model_signature(contract),
+                    input_example=input_example(contract),
                     pyfunc_predict_fn="predict_proba",
                     skops_trusted_types=TRUSTED_TYPES,
                 )
+                contract_file = Path(path) / Path(CONTRACT_ARTIFACT).name
+                contract_file.write_text(dump_contract(contract), encoding="utf-8")
                 self.client.log_model_artifacts(logged.model_id, path)
         except BaseException:
             self.client.finalize_logged_model(logged.model_id, "FAILED")

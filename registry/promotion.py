@@ -1,19 +1,29 @@
 """The promotion gate as one unit: score the challenger and the champion on the challenger's
-holdout, judge them, record the decision and its report, and move `@champion` when it wins."""
+holdout, judge them, record the decision and its report, and move `@champion` when it wins.
+
+Models are only compared under one data contract: a champion trained on another contract (or
+before contracts were recorded) is not scored, and the challenger is judged alone."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
+from churnops.contract import Contract
 from churnops.model import scoring
 from churnops.model.evaluation import evaluate_scores
 from churnops.model.gate import GateReport, GateRules, judge_challenger
 from registry.history import AliasEvent
-from registry.interface import ModelRegistry, RegistryError
+from registry.interface import (
+    CONTRACT_DATASET_TAG,
+    CONTRACT_FINGERPRINT_TAG,
+    ModelRegistry,
+    RegistryError,
+    VersionInfo,
+)
 
 GATE_FOLDER = "gate"
 REPORT_JSON = f"{GATE_FOLDER}/report.json"
@@ -46,15 +56,45 @@ class PromotionOutcome:
         return self.challenger_version if self.promoted else self.previous_champion
 
 
-def holdout_scores(registry: ModelRegistry, version: str, holdout: pd.DataFrame) -> np.ndarray:
+def holdout_scores(
+    registry: ModelRegistry, version: str, holdout: pd.DataFrame, contract: Contract
+) -> np.ndarray:
     """Churn probabilities of a registered version, loaded as serving would load it."""
     model = registry.load_model(registry.model_uri(version))
-    return scoring.churn_probability(model, holdout)
+    return scoring.churn_probability(model, holdout, contract)
 
 
-def holdout_auc(registry: ModelRegistry, version: str, holdout: pd.DataFrame) -> float:
-    scores = holdout_scores(registry, version, holdout)
-    return evaluate_scores(scoring.labels(holdout), scores).metrics["roc_auc"]
+def holdout_auc(
+    registry: ModelRegistry, version: str, holdout: pd.DataFrame, contract: Contract
+) -> float:
+    scores = holdout_scores(registry, version, holdout, contract)
+    return evaluate_scores(scoring.labels(holdout, contract), scores).metrics["roc_auc"]
+
+
+def contract_mismatch(champion: VersionInfo, contract: Contract) -> str | None:
+    """Why the champion does not belong to `contract` (so is neither compared with its
+    challengers nor monitored with its traffic), or None when it was trained on it."""
+    fingerprint = champion.tags.get(CONTRACT_FINGERPRINT_TAG)
+    if fingerprint == contract.fingerprint:
+        return None
+    ours = f"{contract.dataset} (fingerprint {contract.fingerprint})"
+    if fingerprint is None:
+        return (
+            f"champion v{champion.version} has no recorded data contract (trained before "
+            f"contracts travelled with models), not contract {ours}"
+        )
+    dataset = champion.tags.get(CONTRACT_DATASET_TAG, "an unnamed dataset")
+    return (
+        f"champion v{champion.version} was trained on contract {dataset} "
+        f"(fingerprint {fingerprint}), not on {ours}"
+    )
+
+
+def _judged_alone(report: GateReport, mismatch: str) -> GateReport:
+    """The report of a challenger judged without the champion, saying why."""
+    verdict = report.reason.removeprefix("no champion yet; ")
+    reason = f"{mismatch}: not compared, the challenger is judged alone; {verdict}"
+    return replace(report, reason=reason)
 
 
 def gate_tags(report: GateReport, previous_champion: str | None) -> dict[str, str]:
@@ -72,17 +112,27 @@ def gate_tags(report: GateReport, previous_champion: str | None) -> dict[str, st
 
 
 def judge_versions(
-    registry: ModelRegistry, challenger_version: str, holdout: pd.DataFrame, rules: GateRules
+    registry: ModelRegistry,
+    challenger_version: str,
+    holdout: pd.DataFrame,
+    rules: GateRules,
+    contract: Contract,
 ) -> GateVerdict:
-    """Both models are loaded from the registry and scored on `holdout`: the champion is never
-    compared by the number it was promoted with."""
+    """Both models are loaded from the registry and scored on `holdout` (typed by `contract`,
+    the challenger's): the champion is never compared by the number it was promoted with,
+    nor at all when it was trained on another contract."""
     champion = registry.champion()
     previous = champion.version if champion else None
     champion_scores = None
-    if previous is not None and previous != challenger_version:
-        champion_scores = holdout_scores(registry, previous, holdout)
-    challenger_scores = holdout_scores(registry, challenger_version, holdout)
-    report = judge_challenger(holdout, challenger_scores, champion_scores, rules)
+    mismatch = None
+    if champion is not None and previous != challenger_version:
+        mismatch = contract_mismatch(champion, contract)
+        if mismatch is None:
+            champion_scores = holdout_scores(registry, previous, holdout, contract)
+    challenger_scores = holdout_scores(registry, challenger_version, holdout, contract)
+    report = judge_challenger(holdout, challenger_scores, champion_scores, rules, contract=contract)
+    if mismatch is not None:
+        report = _judged_alone(report, mismatch)
     return GateVerdict(report, challenger_version, previous)
 
 
@@ -100,10 +150,15 @@ def record_verdict(registry: ModelRegistry, verdict: GateVerdict) -> PromotionOu
 
 
 def gate_challenger(
-    registry: ModelRegistry, challenger_version: str, holdout: pd.DataFrame, rules: GateRules
+    registry: ModelRegistry,
+    challenger_version: str,
+    holdout: pd.DataFrame,
+    rules: GateRules,
+    contract: Contract,
 ) -> PromotionOutcome:
     """Judge the challenger against the champion on `holdout` and record the outcome."""
-    return record_verdict(registry, judge_versions(registry, challenger_version, holdout, rules))
+    verdict = judge_versions(registry, challenger_version, holdout, rules, contract)
+    return record_verdict(registry, verdict)
 
 
 def load_report(registry: ModelRegistry, version: str) -> dict[str, object] | None:

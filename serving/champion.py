@@ -1,25 +1,32 @@
 """Follow the MLflow `@champion` alias: load at start, poll, swap in the background.
 
 Requests always read `current` once and use that model, so a swap (a single attribute
-assignment) never fails or mixes a request; a version that fails to load or to score the
-contract's example record is refused and the old one keeps serving.
+assignment) never fails or mixes a request; a version trained on another data contract (its
+`contract.fingerprint` tag differs or is missing), or one that fails to load or to score the
+contract's example record, is refused and the old one keeps serving.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.pipeline import Pipeline
 
-from churnops.data.synthetic import generate_customers
-from churnops.model.scoring import Scorer, churn_probability, frame_to_rows, scorer
-from registry.interface import CHAMPION, ModelRegistry
-from registry.signature import input_example
+from churnops.contract import Contract, Feature
+from churnops.model.scoring import Scorer, churn_probability, rows_to_frame, scorer
+from registry.interface import (
+    CHAMPION,
+    CONTRACT_DATASET_TAG,
+    CONTRACT_FINGERPRINT_TAG,
+    ModelRegistry,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,32 +40,100 @@ class LoadedModel:
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
 
-Resolver = Callable[[], tuple[str, str] | None]
+class Candidate(NamedTuple):
+    """What the alias (or a pinned URI) names: the version, where to load it, and its registry
+    tags (None when they cannot be known, e.g. a pinned `runs:/` URI)."""
+
+    version: str
+    uri: str
+    tags: dict[str, str] | None
+
+
+Resolver = Callable[[], Candidate | None]
 Loader = Callable[[str], Pipeline]
+CHECK_ROW_COUNT = 200
+# A value no training set holds: the fast scorer must treat unseen levels as the pipeline does.
+UNSEEN_CATEGORY = "__churnops-unseen__"
 
 
-def check_rows() -> list[list[object]]:
-    """Varied contract rows (all kinds of customers, blank TotalCharges) that a fast scorer
-    must score exactly as the pipeline does before it serves."""
-    frame = generate_customers(200, seed=2024)
-    frame.loc[frame.index[::7], "TotalCharges"] = None
-    return frame_to_rows(frame)
+class ContractMismatch(ValueError):
+    """A version trained on another data contract than the one this server is configured with."""
 
 
-def smoke_test(model: Pipeline) -> None:
+def _check_values(feature: Feature, rng: np.random.Generator, count: int) -> list[object]:
+    if feature.kind == "categorical":
+        levels = list(feature.categories or ())
+        if feature.is_open:
+            levels += [str(feature.example_value()), UNSEEN_CATEGORY]
+        return [levels[i] for i in rng.integers(0, len(levels), count)]
+    if feature.kind == "boolean":
+        return [bool(value) for value in rng.integers(0, 2, count)]
+    example = feature.example_value()
+    centre = float(example) if isinstance(example, int | float) else 0.0
+    low = feature.minimum if feature.minimum is not None else min(0.0, centre)
+    high = feature.maximum if feature.maximum is not None else max(low, centre) + 1000.0
+    if feature.kind == "integer":
+        return [int(value) for value in rng.integers(int(low), int(high) + 1, count)]
+    return [float(value) for value in rng.uniform(low, high, count)]
+
+
+def check_rows(contract: Contract, count: int = CHECK_ROW_COUNT) -> list[list[object]]:
+    """Varied rows of `contract` (every category, unseen levels of open ones, the whole range,
+    blanks where allowed) that a fast scorer must score exactly as the pipeline does before it
+    serves."""
+    rng = np.random.default_rng(2024)
+    columns = []
+    for feature in contract.features:
+        values = _check_values(feature, rng, count)
+        if feature.nullable:
+            values[::7] = [None] * len(values[::7])
+        columns.append(values)
+    return [list(row) for row in zip(*columns, strict=True)]
+
+
+def smoke_test(model: Pipeline, contract: Contract) -> None:
     """Refuse a model that cannot score the contract's example as a probability."""
-    score = churn_probability(model, input_example())
+    example = contract.example_record()
+    frame = rows_to_frame([[example[name] for name in contract.feature_names]], contract)
+    score = churn_probability(model, frame, contract)
     if score.shape != (1,) or not np.isfinite(score).all() or not 0.0 <= score[0] <= 1.0:
         raise ValueError(f"model returned {score!r} for the example record")
+
+
+def contract_problem(version: str, tags: dict[str, str] | None, contract: Contract) -> str | None:
+    """Why `version` must not serve under `contract`, or None when it was trained on it."""
+    ours = f"contract '{contract.dataset}' (fingerprint {contract.fingerprint})"
+    if tags is None:
+        return (
+            f"cannot tell which data contract version {version} was trained on (only a "
+            f"registered version, models:/<name>/<version>, carries it); this server serves {ours}"
+        )
+    fingerprint = tags.get(CONTRACT_FINGERPRINT_TAG)
+    if fingerprint == contract.fingerprint:
+        return None
+    if fingerprint is None:
+        return (
+            f"version {version} has no {CONTRACT_FINGERPRINT_TAG} tag (registered before models "
+            f"carried their data contract); this server serves {ours}"
+        )
+    theirs = tags.get(CONTRACT_DATASET_TAG, "an unnamed dataset")
+    return (
+        f"version {version} was trained on contract '{theirs}' (fingerprint {fingerprint}); "
+        f"this server serves {ours}"
+    )
 
 
 class ChampionFollower:
     """Holds the serving model and keeps it in step with the registry alias."""
 
-    def __init__(self, resolve: Resolver, load: Loader, poll_seconds: float) -> None:
+    def __init__(
+        self, resolve: Resolver, load: Loader, poll_seconds: float, contract: Contract
+    ) -> None:
         self._resolve = resolve
         self._load = load
         self.poll_seconds = poll_seconds
+        self.contract = contract
+        self._check_rows = check_rows(contract)
         self.current: LoadedModel | None = None
         self.last_error: str | None = None
         self.last_check: str | None = None
@@ -80,16 +155,19 @@ class ChampionFollower:
             self.failures = 0
             self.last_error = "no model version holds the alias yet"
             return False
-        version, uri = target
+        version, uri, tags = target
         if self.current is not None and self.current.version == version:
             self.failures = 0
             self.last_error = None
             self.refused = None
             return False
         try:
+            problem = contract_problem(version, tags, self.contract)
+            if problem is not None:
+                raise ContractMismatch(problem)
             model = self._load(uri)
-            smoke_test(model)
-            score = scorer(model, check_rows())
+            smoke_test(model, self.contract)
+            score = scorer(model, self._check_rows, self.contract)
         except Exception as exc:  # the new version is refused; the loaded one keeps serving
             self.refused = {
                 "version": version,
@@ -146,6 +224,10 @@ class ChampionFollower:
             "refused_reason": self.refused["reason"] if self.refused else None,
             "refused_at": self.refused["at"] if self.refused else None,
             "poll_seconds": self.poll_seconds,
+            "contract": {
+                "dataset": self.contract.dataset,
+                "fingerprint": self.contract.fingerprint,
+            },
         }
 
 
@@ -154,17 +236,27 @@ def _describe(exc: Exception) -> str:
 
 
 def alias_resolver(registry: ModelRegistry, alias: str = CHAMPION) -> Resolver:
-    def resolve() -> tuple[str, str] | None:
+    def resolve() -> Candidate | None:
         info = registry.by_alias(alias)
         if info is None:
             return None
-        return info.version, registry.model_uri(info.version)
+        return Candidate(info.version, registry.model_uri(info.version), info.tags)
 
     return resolve
 
 
-def pinned_resolver(model_uri: str) -> Resolver:
-    """A fixed URI; its 'version' is the version segment of `models:/name/N`, else the URI."""
-    parts = model_uri.removeprefix("models:/").split("/")
-    version = parts[1] if model_uri.startswith("models:/") and len(parts) == 2 else model_uri
-    return lambda: (version, model_uri)
+VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
+
+
+def pinned_resolver(model_uri: str, registry_for: Callable[[str], ModelRegistry]) -> Resolver:
+    """A fixed URI. `models:/name/N` is version N, with its tags from `registry_for(name)`;
+    any other URI is its own 'version', with no tags to check its contract by."""
+    match = VERSION_URI.match(model_uri)
+
+    def resolve() -> Candidate:
+        if match is None:
+            return Candidate(model_uri, model_uri, None)
+        version = match["version"]
+        return Candidate(version, model_uri, registry_for(match["name"]).version(version).tags)
+
+    return resolve

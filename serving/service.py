@@ -1,5 +1,10 @@
 """The BentoML prediction service: follows `models:/<name>@champion` on the MLflow server and
-logs every prediction to the prediction store."""
+logs every prediction to the prediction store.
+
+The request, answer and feedback schemas (and the OpenAPI example) come from the configured
+data contract (`CHURNOPS_CONTRACT`, else the shipped Telco one), read once at import: BentoML
+builds its API models from the signatures below.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +21,9 @@ from pydantic import Field
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import JSONResponse
 
-from churnops.contract import DECISION_THRESHOLD
+from churnops.contract import DECISION_THRESHOLD, configured_contract, derive_row_id
 from churnops.monitoring import prediction_store
-from churnops.records import CustomerRecord, records_to_rows
+from churnops.records import ID_ATTRIBUTE, record_id, records_to_rows
 from churnops.settings import Settings
 from registry.mlflow_registry import MlflowModelRegistry
 from serving.batcher import MicroBatcher, one_openmp_thread
@@ -26,11 +31,17 @@ from serving.champion import ChampionFollower, alias_resolver, pinned_resolver
 from serving.guard import RequestGuard
 from serving.prediction_log import PredictionLogger
 from serving.routes import build_routes
-from serving.schemas import BatchPrediction, ChurnPrediction, Feedback, FeedbackReceipt
+from serving.schemas import FeedbackReceipt, api_models
 
 MAX_BATCH = 1000
 MAX_FEEDBACK = 10_000
 SETTINGS = Settings()
+CONTRACT = configured_contract(SETTINGS.contract)
+_MODELS = api_models(CONTRACT)
+CustomerRecord = _MODELS.record
+ChurnPrediction = _MODELS.prediction
+BatchPrediction = _MODELS.batch
+Feedback = _MODELS.feedback
 
 
 def _status() -> dict[str, object]:
@@ -38,7 +49,7 @@ def _status() -> dict[str, object]:
     try:
         service: ChurnService = bentoml.get_current_service()
     except bentoml.exceptions.BentoMLException:
-        return {"ready": False, "last_error": "service starting"}
+        return {"ready": False, "last_error": "service starting", "contract": _contract_status()}
     status = service.follower.status()
     status["batching"] = service.batcher.stats()
     if service.logger is not None:
@@ -46,9 +57,14 @@ def _status() -> dict[str, object]:
     return status
 
 
+def _contract_status() -> dict[str, str]:
+    return {"dataset": CONTRACT.dataset, "fingerprint": CONTRACT.fingerprint}
+
+
 @bentoml.service(name="churn_prediction", traffic={"timeout": 30}, workers=SETTINGS.serving_workers)
 class ChurnService:
-    """Churn probability for Telco customers from the current champion model."""
+    """Churn probability for customers of the configured data contract, from the current
+    champion model."""
 
     def __init__(self) -> None:
         # Fail registry calls fast: the poller retries on its own schedule, and a slow call
@@ -60,14 +76,19 @@ class ChurnService:
             settings.tracking_uri, settings.model_name, settings.experiment
         )
         if settings.model_uri:
-            resolve = pinned_resolver(settings.model_uri)
+            resolve = pinned_resolver(
+                settings.model_uri,
+                lambda name: MlflowModelRegistry(settings.tracking_uri, name, settings.experiment),
+            )
         else:
             resolve = alias_resolver(registry)
-        self.follower = ChampionFollower(resolve, registry.load_model, settings.alias_poll_seconds)
+        self.follower = ChampionFollower(
+            resolve, registry.load_model, settings.alias_poll_seconds, CONTRACT
+        )
         # No I/O here: a store that is down at start must not stop serving (rows are buffered).
-        self.store = prediction_store.connect(settings.prediction_store, create_tables=False)
+        self.store = prediction_store.connect(settings.prediction_store)
         self.logger = (
-            PredictionLogger(partial(prediction_store.write_prediction_rows, self.store))
+            PredictionLogger(partial(prediction_store.write_prediction_rows, self.store, CONTRACT))
             if settings.prediction_logging
             else None
         )
@@ -95,23 +116,28 @@ class ChurnService:
         loaded = self.follower.current
         if loaded is None:
             raise bentoml.exceptions.ServiceUnavailable("no champion model loaded yet")
-        rows = records_to_rows(customers)
+        rows = records_to_rows(customers, CONTRACT)
         scores = loaded.score(rows)
         version = loaded.version
         return [(row, float(score), version) for row, score in zip(rows, scores, strict=True)]
 
-    async def _score(self, customers: list) -> BatchPrediction:
+    async def _score(self, customers: list) -> BatchPrediction:  # type: ignore[valid-type]
         scored = await self.batcher.submit(customers)
         request = _request_id()
+        target = CONTRACT.target
         predictions = [
             ChurnPrediction(
                 request_id=f"{request}-{i}" if len(customers) > 1 else request,
-                customerID=customer.customerID,
+                **{ID_ATTRIBUTE: _customer_id(customer, row)},
                 churn_probability=score,
-                churn="Yes" if score >= DECISION_THRESHOLD else "No",
+                churn=target.positive_label
+                if score >= DECISION_THRESHOLD
+                else target.negative_label,
                 model_version=version,
             )
-            for i, (customer, (_, score, version)) in enumerate(zip(customers, scored, strict=True))
+            for i, (customer, (row, score, version)) in enumerate(
+                zip(customers, scored, strict=True)
+            )
         ]
         if self.logger is not None:
             self.logger.log(_log_rows([row for row, _, _ in scored], predictions))
@@ -120,7 +146,7 @@ class ChurnService:
 
     @bentoml.api(route="/predict")
     async def predict(self, customer: CustomerRecord) -> ChurnPrediction:  # type: ignore[valid-type]
-        """Score one customer."""
+        """Score one customer (the fields are the data contract's features)."""
         return (await self._score([customer])).predictions[0]
 
     @bentoml.api(route="/predict_batch")
@@ -130,7 +156,7 @@ class ChurnService:
             list[CustomerRecord],  # type: ignore[valid-type]
             Field(min_length=1, json_schema_extra={"maxItems": MAX_BATCH}),
         ],
-    ) -> BatchPrediction:
+    ) -> BatchPrediction:  # type: ignore[valid-type]
         """Score up to 1000 customers in one request (more gets HTTP 413)."""
         if too_many := _over_limit("customers", len(customers), MAX_BATCH):
             return too_many  # type: ignore[return-value]
@@ -140,7 +166,8 @@ class ChurnService:
     def feedback(
         self,
         labels: Annotated[
-            list[Feedback], Field(min_length=1, json_schema_extra={"maxItems": MAX_FEEDBACK})
+            list[Feedback],  # type: ignore[valid-type]
+            Field(min_length=1, json_schema_extra={"maxItems": MAX_FEEDBACK}),
         ],
     ) -> FeedbackReceipt:
         """Store ground-truth labels that arrived after the prediction (joined by id later)."""
@@ -148,10 +175,12 @@ class ChurnService:
             return too_many  # type: ignore[return-value]
         try:
             stored = prediction_store.write_feedback(
-                self.store, (label.model_dump() for label in labels)
+                self.store, CONTRACT, (label.model_dump() for label in labels)
             )
         except SQLAlchemyError as exc:
             raise bentoml.exceptions.ServiceUnavailable("prediction store unavailable") from exc
+        except prediction_store.StoreSchemaError as exc:  # made under another contract
+            raise bentoml.exceptions.ServiceUnavailable(str(exc)) from exc
         return FeedbackReceipt(stored=stored)
 
 
@@ -167,6 +196,14 @@ def _over_limit(field: str, count: int, limit: int) -> JSONResponse | None:
     )
 
 
+def _customer_id(customer: object, row: list[object]) -> str | None:
+    """The id the client sent; under a contract without an id column, the one derived from the
+    record's values (as cleaning derives it for a file)."""
+    if CONTRACT.has_id:
+        return record_id(customer)  # type: ignore[arg-type]
+    return derive_row_id(row)
+
+
 def _request_id() -> str:
     """32 hex characters, time first: ids of logged predictions arrive in order, so the store's
     primary-key index grows at its end instead of splitting pages all over (random ids made
@@ -174,16 +211,17 @@ def _request_id() -> str:
     return f"{time.time_ns():016x}{secrets.token_hex(8)}"
 
 
-def _log_rows(rows: list[list[object]], predictions: list[ChurnPrediction]) -> list[tuple]:
-    """Rows in `prediction_store.PREDICTION_COLUMNS` order: plain tuples, cheap to build on the
-    request path (checked against the store in tests/unit/test_monitoring_prediction_log.py)."""
+def _log_rows(rows: list[list[object]], predictions: list) -> list[tuple]:
+    """Rows in `prediction_store.prediction_columns(CONTRACT)` order: plain tuples, cheap to
+    build on the request path (checked against the store in
+    tests/unit/serving/test_prediction_log.py)."""
     now = time.time()
     return [
         (
             prediction.request_id,
             now,
             prediction.model_version,
-            prediction.customerID,
+            getattr(prediction, ID_ATTRIBUTE),
             *row,
             prediction.churn_probability,
             prediction.churn,

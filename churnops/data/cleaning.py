@@ -1,28 +1,28 @@
-"""Turn raw customer rows (strings from a CSV, or typed synthetic rows) into typed, validated rows.
+"""Turn raw customer rows (strings from a CSV, or typed rows) into typed rows under a contract.
 
-Every problem is raised as a ContractError naming the source, the row and the column, so a user
-can fix their file; nothing is silently dropped except exact duplicate customer ids (counted).
+Headers are matched to the contract's names and aliases; each column is typed by its kind, and
+every problem names the source, the line and the column, so a user can fix their file. Nothing
+is silently dropped except duplicate customer ids (counted). `contract_problems` lists every
+problem (`churnops contract check`); `clean_customers` raises on the first ones.
+
+Work is vectorized per column; a cell's text is interpreted once per distinct value, so files of
+millions of rows with few distinct categories stay fast.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from churnops.contract import (
-    FEATURES,
-    ID_COLUMN,
-    MAX_ID_LENGTH,
-    RAW_COLUMNS,
-    TARGET_COLUMN,
-    TARGET_VALUES,
-    ContractError,
-    FeatureSpec,
-)
+from churnops.contract import Contract, ContractError, Feature, derive_row_id, parse_boolean
 
-MAX_REPORTED_ROWS = 5
+MAX_REPORTED_ROWS = 5  # rows named in one ContractError message
+MAX_REPORTED_COLUMNS = 3  # failing columns named in one ContractError message
+SYNTHETIC = "synthetic"
 
 
 @dataclass(frozen=True)
@@ -31,104 +31,360 @@ class CleanResult:
     duplicates_dropped: int
 
 
-def _row_label(index: pd.Index, source: str) -> str:
-    """Human row numbers: for a file, the line in the file (header is line 1)."""
-    rows = [int(i) + 2 for i in index[:MAX_REPORTED_ROWS]]
-    more = f" (+{len(index) - MAX_REPORTED_ROWS} more)" if len(index) > MAX_REPORTED_ROWS else ""
-    noun = "line" if source != "synthetic" else "row"
-    return f"{noun} {', '.join(map(str, rows))}{more}"
+@dataclass(frozen=True)
+class Problem:
+    """One way a file breaks its contract: the line (None for the file or a whole column), the
+    column as the contract names it ("" for the file) and what is wrong."""
+
+    line: int | None
+    column: str
+    message: str
+    source: str = ""
+
+    def __str__(self) -> str:
+        where = [f"{_noun(self.source)} {self.line}"] if self.line is not None else []
+        if self.column:
+            where.append(f"column '{self.column}'")
+        prefix = f"{self.source}: " if self.source else ""
+        return f"{prefix}{', '.join(where)}{': ' if where else ''}{self.message}"
 
 
-def _fail(source: str, column: str, bad: pd.Index, what: str, sample: object) -> ContractError:
-    shown = repr(sample)
-    if len(shown) > 80:  # a huge field must not become a huge message
+@dataclass(frozen=True)
+class _Issue:
+    """Rows of one column that fail one rule: `bad` holds their positions."""
+
+    column: str
+    bad: np.ndarray
+    rule: str
+    shown: pd.Series  # the offending values, as read (or as parsed for range rules)
+
+
+def _noun(source: str) -> str:
+    return "row" if source == SYNTHETIC else "line"
+
+
+def _line(position: int) -> int:
+    """A row's line in its file: the header is line 1."""
+    return int(position) + 2
+
+
+def _shorten(value: object) -> str:
+    """A value as the user wrote it; a huge field must not become a huge message."""
+    shown = repr(value.item() if isinstance(value, np.generic) else value)
+    if len(shown) > 80:
         shown = f"{shown[:60]}... ({len(shown):,} characters)"
-    where = f"{source}: column '{column}' {_row_label(bad, source)}"
-    return ContractError(f"{where}: {what} (got {shown})")
+    return shown
 
 
-def check_columns(frame: pd.DataFrame, source: str) -> None:
-    """Fail early, naming every missing column, before any row is looked at."""
-    missing = [c for c in RAW_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ContractError(
-            f"{source}: missing column(s) {', '.join(missing)}; "
-            f"expected the Telco churn schema: {', '.join(RAW_COLUMNS)}"
-        )
-    if frame.empty:
-        raise ContractError(f"{source}: no data rows")
+# Interpreting cells: each rule sees the distinct values of a column once.
 
 
-def _as_categorical(values: pd.Series, spec_name: str, allowed: tuple[str, ...], source: str):
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        unknown = set(values.cat.categories) - set(allowed)
-        bad = values.index[values.isin(sorted(unknown)) if unknown else values.isna()]
+def _is_blank(value: object) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def _text(value: object) -> str:
+    """A non-blank cell as category text: stripped; whole numbers without a trailing `.0`."""
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+_INVALID = object()  # what a reader returns for a cell that breaks its rule
+
+
+@dataclass(frozen=True)
+class _Read:
+    """A column's cells interpreted: the values (None where blank or invalid) and both masks."""
+
+    values: pd.Series
+    blank: np.ndarray
+    invalid: np.ndarray
+
+
+def _interpret(values: pd.Series, read: Callable[[object], object]) -> _Read:
+    """`read` applied to each distinct non-blank value once, spread back over the rows."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    distinct = [*np.asarray(uniques, dtype=object), None]  # code -1 (missing) reads as None
+    blank = np.array([_is_blank(value) for value in distinct], dtype=bool)
+    results = [None if empty else read(value) for value, empty in zip(distinct, blank, strict=True)]
+    invalid = np.array([result is _INVALID for result in results], dtype=bool)
+    mapped = np.array([None if result is _INVALID else result for result in results], dtype=object)
+    return _Read(
+        pd.Series(mapped[codes], index=values.index, dtype=object), blank[codes], invalid[codes]
+    )
+
+
+class _Column:
+    """One raw column being typed under its contract name, and the issues found on the way."""
+
+    def __init__(self, name: str, values: pd.Series) -> None:
+        self.name = name
+        self.values = values
+        self.issues: list[_Issue] = []
+
+    def fail(self, mask: np.ndarray, rule: str, shown: pd.Series | None = None) -> None:
+        bad = np.flatnonzero(mask)
         if len(bad):
-            sample = values.loc[bad[0]]
-            raise _fail(source, spec_name, bad, f"must be one of {list(allowed)}", sample)
-        return values.cat.set_categories(list(allowed))
-    text = values.astype("string").str.strip()
-    result = pd.Categorical(text, categories=list(allowed))
-    bad_mask = pd.isna(result)
-    if bad_mask.any():
-        bad = values.index[bad_mask]
-        raise _fail(source, spec_name, bad, f"must be one of {list(allowed)}", values.loc[bad[0]])
-    return pd.Series(result, index=values.index)
+            source = self.values if shown is None else shown
+            self.issues.append(_Issue(self.name, bad, rule, source.iloc[bad]))
+
+    def require(self, blank: np.ndarray, nullable: bool) -> None:
+        if not nullable:
+            self.fail(blank, "must not be blank")
 
 
-def _as_number(values: pd.Series, spec: FeatureSpec, source: str) -> pd.Series:
-    if pd.api.types.is_numeric_dtype(values.dtype):
+def _categorical(column: _Column, feature: Feature) -> pd.Series:
+    """Closed: the contract's categories in order, matched exactly, else case-insensitively.
+    Open: the listed categories, then the other values seen (sorted)."""
+    listed = list(feature.categories or ())
+    exact = {value: value for value in listed}
+    folded = {value.casefold(): value for value in listed}
+
+    def read(value: object) -> object:
+        text = _text(value)
+        match = exact.get(text) or folded.get(text.casefold())
+        if match is not None:
+            return match
+        return text if feature.is_open else _INVALID
+
+    cells = _interpret(column.values, read)
+    column.require(cells.blank, feature.nullable)
+    column.fail(cells.invalid, f"must be one of {listed}")
+    extras = sorted(set(cells.values.dropna().unique()) - set(listed)) if feature.is_open else []
+    categorical = pd.Categorical(cells.values, categories=[*listed, *extras])
+    return pd.Series(categorical, index=column.values.index)
+
+
+def _boolean(column: _Column, feature: Feature) -> pd.Series:
+    """0.0/1.0 (NaN when blank and nullable) from any spelling `parse_boolean` knows."""
+
+    def read(value: object) -> object:
+        parsed = parse_boolean(value)
+        return _INVALID if parsed is None else float(parsed)
+
+    cells = _interpret(column.values, read)
+    column.require(cells.blank, feature.nullable)
+    column.fail(cells.invalid, "must be true or false (or yes/no, 1/0)")
+    return cells.values.astype("float64")
+
+
+def _as_numbers(values: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    """float64 numbers, and which cells were blank or not numbers (True/False read as 1/0).
+    Text is parsed once per distinct value."""
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values):
         numbers = values.astype("float64")
-        blank = numbers.isna()
-    else:
-        text = values.astype("string").str.strip()
-        blank = text.isna() | (text == "")
-        numbers = pd.to_numeric(text.mask(blank), errors="coerce").astype("float64")
-        unparsable = numbers.isna() & ~blank
-        if unparsable.any():
-            bad = values.index[unparsable]
-            raise _fail(source, spec.name, bad, f"is not a {spec.kind}", values.loc[bad[0]])
-    if blank.any() and not spec.nullable:
-        raise _fail(source, spec.name, values.index[blank], "must not be blank", None)
-    low, high = spec.minimum, spec.maximum
-    out_of_range = (numbers < low) | (numbers > high)
-    if out_of_range.any():
-        bad = values.index[out_of_range]
-        raise _fail(source, spec.name, bad, f"must be within [{low}, {high}]", numbers[bad[0]])
-    if spec.kind == "integer":
-        fractional = numbers.notna() & (numbers != np.floor(numbers))
-        if fractional.any():
-            bad = values.index[fractional]
-            raise _fail(source, spec.name, bad, "must be a whole number", numbers[bad[0]])
-        return numbers.astype("int64")
+        return numbers, numbers.isna().to_numpy(), np.zeros(len(values), dtype=bool)
+    codes, uniques = pd.factorize(values.astype(object), use_na_sentinel=True)
+    distinct = pd.Series(np.asarray(uniques, dtype=object), dtype=object)
+    parsed = np.append(pd.to_numeric(distinct, errors="coerce").to_numpy(dtype="float64"), np.nan)
+    blank = np.ones(len(parsed), dtype=bool)
+    for position in np.flatnonzero(np.isnan(parsed[:-1])):
+        blank[position] = _is_blank(distinct.iloc[position])
+    blank[~np.isnan(parsed)] = False
+    numbers = pd.Series(parsed[codes], index=values.index)
+    return numbers, blank[codes], np.isnan(parsed)[codes] & ~blank[codes]
+
+
+def _number(column: _Column, feature: Feature) -> pd.Series:
+    """float64 for numeric, int64 for integer (float64 when nullable), within the range."""
+    numbers, blank, invalid = _as_numbers(column.values)
+    column.require(blank, feature.nullable)
+    column.fail(invalid, f"is not a {'whole number' if feature.kind == 'integer' else 'number'}")
+    infinite = np.isinf(numbers.to_numpy())
+    column.fail(infinite, "must be a finite number")
+    numbers = numbers.mask(infinite)
+    low = -math.inf if feature.minimum is None else feature.minimum
+    high = math.inf if feature.maximum is None else feature.maximum
+    column.fail(((numbers < low) | (numbers > high)).to_numpy(), _range(feature))
+    if feature.kind == "integer":
+        fractional = (numbers != np.floor(numbers)) & numbers.notna()
+        column.fail(fractional.to_numpy(), "must be a whole number")
+        if not feature.nullable:
+            return numbers.fillna(0).astype("int64")
     return numbers
 
 
-def clean_customers(raw: pd.DataFrame, source: str) -> CleanResult:
-    """Type every contract column, reject rows that break it, drop duplicate ids (keep last)."""
-    check_columns(raw, source)
-    frame = raw.reset_index(drop=True)
-    ids = frame[ID_COLUMN].astype("string").str.strip()
-    blank_ids = ids.isna() | (ids == "")
-    if blank_ids.any():
-        raise _fail(source, ID_COLUMN, frame.index[blank_ids], "must not be blank", None)
-    too_long = ids.str.len() > MAX_ID_LENGTH
-    if too_long.any():
-        first = ids[too_long].iloc[0]
-        what = f"must be at most {MAX_ID_LENGTH} characters"
-        raise _fail(source, ID_COLUMN, frame.index[too_long], what, first)
-    columns: dict[str, object] = {ID_COLUMN: ids.astype(object)}
-    for spec in FEATURES:
-        if spec.kind == "categorical":
-            columns[spec.name] = _as_categorical(
-                frame[spec.name], spec.name, spec.categories, source
+def _range(feature: Feature) -> str:
+    low = "-inf" if feature.minimum is None else f"{feature.minimum:g}"
+    high = "inf" if feature.maximum is None else f"{feature.maximum:g}"
+    return f"must be within [{low}, {high}]"
+
+
+def _target(column: _Column, contract: Contract) -> pd.Series:
+    """int8: 1 for a positive value, 0 for a negative one; anything else is a problem."""
+    target = contract.target
+
+    def read(value: object) -> object:
+        label = target.encode(value)
+        return _INVALID if label is None else label
+
+    cells = _interpret(column.values, read)
+    column.require(cells.blank, nullable=False)
+    allowed = [*target.positive, *target.negative]
+    column.fail(cells.invalid, f"must be one of {allowed} (churned: {list(target.positive)})")
+    labels = cells.values.to_numpy()
+    return pd.Series(np.where(pd.isna(labels), 0, labels).astype(np.int8), index=cells.values.index)
+
+
+def _ids(column: _Column, contract: Contract) -> pd.Series:
+    """Stripped text keys; blank or longer than the contract allows is a problem."""
+    values = column.values
+    if pd.api.types.is_float_dtype(values.dtype):  # 1001.0 from a Parquet file is "1001"
+        text = _interpret(values, _text).values.astype("string")
+    else:
+        text = values.astype("string").str.strip()
+    blank = (text.isna() | (text == "")).to_numpy(dtype=bool)
+    column.fail(blank, "must not be blank")
+    limit = contract.max_id_length
+    too_long = (text.str.len() > limit).fillna(False).to_numpy(dtype=bool)
+    column.fail(too_long, f"must be at most {limit} characters")
+    return text.astype(object)
+
+
+def _typed_feature(column: _Column, feature: Feature) -> pd.Series:
+    if feature.kind == "categorical":
+        return _categorical(column, feature)
+    if feature.kind == "boolean":
+        return _boolean(column, feature)
+    return _number(column, feature)
+
+
+def derived_ids(features: pd.DataFrame, contract: Contract) -> pd.Series:
+    """`derive_row_id` of each row's typed feature values (what the API derives too)."""
+    columns = [features[name].tolist() for name in contract.feature_names]
+    ids = [derive_row_id(values) for values in zip(*columns, strict=True)]
+    return pd.Series(ids, index=features.index, dtype=object)
+
+
+# Whole files
+
+
+def _missing_columns(raw: pd.DataFrame, contract: Contract) -> list[str]:
+    mapped = set(contract.header_mapping(raw.columns).values())
+    return [name for name in contract.required_columns() if name not in mapped]
+
+
+def _file_problems(raw: pd.DataFrame, source: str, contract: Contract) -> list[Problem]:
+    missing = _missing_columns(raw, contract)
+    problems = [
+        Problem(
+            None, name, f"missing column (or an alias of it); the file has {_headers(raw)}", source
+        )
+        for name in missing
+    ]
+    if not missing and raw.empty:
+        problems.append(Problem(None, "", "no data rows", source))
+    return problems
+
+
+def _headers(raw: pd.DataFrame) -> str:
+    headers = [str(h) for h in raw.columns]
+    shown = ", ".join(_shorten(h) for h in headers[:30])
+    return f"columns {shown}" + (f" (+{len(headers) - 30} more)" if len(headers) > 30 else "")
+
+
+def _typed(raw: pd.DataFrame, contract: Contract) -> tuple[pd.DataFrame, list[_Issue]]:
+    """Every contract column typed (rows with problems hold placeholders) and every issue."""
+    mapping = contract.header_mapping(raw.columns)
+    headers = list(raw.columns)
+    frame = {  # by position: the first of repeated headers
+        name: raw.iloc[:, headers.index(header)].reset_index(drop=True)
+        for header, name in mapping.items()
+    }
+    issues: list[_Issue] = []
+    typed: dict[str, pd.Series] = {}
+    if contract.id_column is not None:
+        column = _Column(contract.id_column, frame[contract.id_column])
+        typed[contract.id_column] = _ids(column, contract)
+        issues += column.issues
+    for feature in contract.features:
+        column = _Column(feature.name, frame[feature.name])
+        typed[feature.name] = _typed_feature(column, feature)
+        issues += column.issues
+    column = _Column(contract.target.name, frame[contract.target.name])
+    typed[contract.target.name] = _target(column, contract)
+    issues += column.issues
+    return pd.DataFrame(typed), issues
+
+
+def contract_problems(
+    raw: pd.DataFrame, source: str, contract: Contract, *, limit_per_column: int = 5
+) -> list[Problem]:
+    """Every way `raw` breaks `contract`: missing columns, else each bad cell with its line
+    (at most `limit_per_column` per column, then a count of the rest). Empty: the file is good."""
+    problems = _file_problems(raw, source, contract)
+    if problems:
+        return problems
+    _, issues = _typed(raw, contract)
+    by_column: dict[str, list[_Issue]] = {}
+    for issue in issues:
+        by_column.setdefault(issue.column, []).append(issue)
+    for column, column_issues in by_column.items():
+        cells = sorted(
+            (
+                (int(position), index, value)
+                for index, issue in enumerate(column_issues)
+                for position, value in zip(
+                    issue.bad[:limit_per_column],
+                    issue.shown.iloc[:limit_per_column].tolist(),
+                    strict=True,
+                )
+            ),
+            key=lambda cell: cell[:2],
+        )
+        for position, index, value in cells[:limit_per_column]:
+            message = f"{column_issues[index].rule} (got {_shorten(value)})"
+            problems.append(Problem(_line(position), column, message, source))
+        rest = sum(len(issue.bad) for issue in column_issues) - limit_per_column
+        if rest > 0:
+            problems.append(Problem(None, column, f"and {rest:,} more problem(s)", source))
+    return problems
+
+
+def _issue_message(issue: _Issue, source: str) -> str:
+    rows = ", ".join(str(_line(p)) for p in issue.bad[:MAX_REPORTED_ROWS])
+    more = len(issue.bad) - MAX_REPORTED_ROWS
+    rows += f" (+{more:,} more)" if more > 0 else ""
+    got = _shorten(issue.shown.iloc[0])
+    return f"{source}: column '{issue.column}' {_noun(source)} {rows}: {issue.rule} (got {got})"
+
+
+def clean_customers(raw: pd.DataFrame, source: str, contract: Contract) -> CleanResult:
+    """Cleaned data: exactly `contract.columns`, typed by kind. A file that breaks the contract
+    raises `ContractError` naming source, column and line; duplicate ids are dropped (keeping the
+    last); without an id column the key is derived from each row's features."""
+    problems = _file_problems(raw, source, contract)
+    if problems:
+        missing = [p.column for p in problems if p.column]
+        if missing:
+            raise ContractError(
+                f"{source}: missing column(s) {', '.join(missing)} of contract "
+                f"'{contract.dataset}'; expected {', '.join(contract.required_columns())} "
+                f"(headers match case-insensitively or by alias); the file has {_headers(raw)}"
             )
-        else:
-            columns[spec.name] = _as_number(frame[spec.name], spec, source)
-    columns[TARGET_COLUMN] = _as_categorical(
-        frame[TARGET_COLUMN], TARGET_COLUMN, TARGET_VALUES, source
-    )
-    typed = pd.DataFrame(columns, index=frame.index)
-    duplicated = typed[ID_COLUMN].duplicated(keep="last")
-    cleaned = typed.loc[~duplicated].reset_index(drop=True)
+        raise ContractError(str(problems[0]))
+    typed, issues = _typed(raw, contract)
+    if issues:
+        first = sorted(issues, key=lambda issue: int(issue.bad[0]))
+        shown: list[_Issue] = []
+        for issue in first:
+            if issue.column not in {s.column for s in shown}:
+                shown.append(issue)
+        messages = [_issue_message(issue, source) for issue in shown[:MAX_REPORTED_COLUMNS]]
+        more = len({issue.column for issue in issues}) - len(messages)
+        tail = f"\n(+{more} more column(s) with problems)" if more > 0 else ""
+        raise ContractError("\n".join(messages) + tail)
+    if contract.id_column is None:
+        keys = derived_ids(typed, contract)
+        typed.insert(0, contract.id_name, keys)
+        return CleanResult(frame=typed.loc[:, list(contract.columns)], duplicates_dropped=0)
+    duplicated = typed[contract.id_column].duplicated(keep="last")
+    cleaned = typed.loc[~duplicated, list(contract.columns)].reset_index(drop=True)
     return CleanResult(frame=cleaned, duplicates_dropped=int(duplicated.sum()))

@@ -1,4 +1,5 @@
-"""Read a user's customer file (CSV or Parquet, Telco schema) with errors naming the file."""
+"""Read a user's customer file (CSV or Parquet) with errors naming the file; matching its
+columns to the contract is cleaning's job."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def read_customer_file(path: str | Path) -> pd.DataFrame:
         raise ContractError(f"{file}: file is empty")
     try:
         if suffix == ".csv":
-            return pd.read_csv(file, dtype=str, keep_default_na=False, encoding="utf-8")
+            return pd.read_csv(file, dtype=str, keep_default_na=False, encoding="utf-8-sig")
         return pd.read_parquet(file)
     except UnicodeDecodeError as exc:
         raise ContractError(f"{file}: not UTF-8 text (byte {exc.start}): {exc.reason}") from exc

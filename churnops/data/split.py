@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from churnops.contract import TARGET_COLUMN, TARGET_POSITIVE
+from churnops.contract import Contract
 from churnops.data.fingerprint import frame_fingerprint
 
 
@@ -17,13 +17,14 @@ class Split:
     holdout: pd.DataFrame
     holdout_fraction: float
     seed: int
+    target: str  # the 0/1 label column of both parts
 
     def summary(self) -> dict[str, float | int | str]:
         return {
             "train_rows": len(self.train),
             "holdout_rows": len(self.holdout),
-            "train_churn_rate": round(_churn_rate(self.train), 4),
-            "holdout_churn_rate": round(_churn_rate(self.holdout), 4),
+            "train_churn_rate": round(float(self.train[self.target].mean()), 4),
+            "holdout_churn_rate": round(float(self.holdout[self.target].mean()), 4),
             "holdout_fraction": self.holdout_fraction,
             "split_seed": self.seed,
             "train_fingerprint": frame_fingerprint(self.train),
@@ -31,18 +32,16 @@ class Split:
         }
 
 
-def _churn_rate(frame: pd.DataFrame) -> float:
-    return float((frame[TARGET_COLUMN] == TARGET_POSITIVE).mean())
-
-
-def stratified_split(frame: pd.DataFrame, holdout_fraction: float = 0.2, seed: int = 42) -> Split:
+def stratified_split(
+    frame: pd.DataFrame, contract: Contract, holdout_fraction: float = 0.2, seed: int = 42
+) -> Split:
     """Keep the churn rate equal in both parts so holdout metrics are comparable across runs."""
     if not 0.0 < holdout_fraction < 1.0:
         raise ValueError(f"holdout_fraction must be in (0, 1), got {holdout_fraction}")
     train, holdout = train_test_split(
         frame,
         test_size=holdout_fraction,
-        stratify=frame[TARGET_COLUMN],
+        stratify=frame[contract.target.name],
         random_state=seed,
     )
     return Split(
@@ -50,4 +49,5 @@ def stratified_split(frame: pd.DataFrame, holdout_fraction: float = 0.2, seed: i
         holdout=holdout.reset_index(drop=True),
         holdout_fraction=holdout_fraction,
         seed=seed,
+        target=contract.target.name,
     )

@@ -1,4 +1,5 @@
-"""Seeded, vectorized synthetic customers in the Telco schema, with a realistic churn signal.
+"""Seeded, vectorized synthetic customers in the Telco schema (the shipped default contract),
+with a realistic churn signal: the demo data, not a generator for other contracts.
 
 Drift knobs shift feature distributions (and optionally the churn relationship itself) so demos
 and tests can produce traffic that the monitor should flag.
@@ -11,7 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from churnops.contract import FEATURES_BY_NAME, ID_COLUMN, RAW_COLUMNS, TARGET_COLUMN, YES_NO
+from churnops.contract import telco_contract
+
+# The generator's own schema: the shipped Telco contract, whatever contract a deployment uses.
+TELCO = telco_contract()
+ID_COLUMN = TELCO.id_name
+TARGET_COLUMN = TELCO.target.name
+CHURN_LABELS = (TELCO.target.negative_label, TELCO.target.positive_label)
 
 
 @dataclass(frozen=True)
@@ -34,7 +41,7 @@ class DriftSpec:
 
 
 def _categorical(name: str, codes: np.ndarray) -> pd.Categorical:
-    categories = FEATURES_BY_NAME[name].categories if name != TARGET_COLUMN else YES_NO
+    categories = TELCO.by_name[name].categories if name != TARGET_COLUMN else CHURN_LABELS
     return pd.Categorical.from_codes(codes.astype(np.int8), categories=list(categories))
 
 
@@ -139,4 +146,4 @@ def generate_customers(n_rows: int, seed: int = 42, drift: DriftSpec | None = No
             TARGET_COLUMN: _categorical(TARGET_COLUMN, churn),
         }
     )
-    return frame[list(RAW_COLUMNS)]
+    return frame[list(TELCO.columns)]

@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from churnops.contract import Contract
+
 NOT_COMPUTED = "not computed"
 
 INTENDED_USE = (
@@ -58,6 +60,25 @@ class DataFacts:
 
 
 @dataclass(frozen=True)
+class ContractFacts:
+    """The data contract the version was trained on (and the only one serving accepts it under)."""
+
+    dataset: str
+    fingerprint: str
+    features: int
+    target: str
+
+    @classmethod
+    def from_contract(cls, contract: Contract) -> ContractFacts:
+        return cls(
+            dataset=contract.dataset,
+            fingerprint=contract.fingerprint,
+            features=len(contract.features),
+            target=f"{contract.target.name} = {', '.join(map(str, contract.target.positive))}",
+        )
+
+
+@dataclass(frozen=True)
 class CalibrationFacts:
     """The method chosen on cross-validation (`none`, `sigmoid` or `isotonic`) and the CV Brier
     score of each option (raw, sigmoid, isotonic)."""
@@ -98,6 +119,7 @@ class ModelCard:
     slice_table: Sequence[Mapping[str, object]] | None = None
     slice_min_rows: int | None = None
     gate: GateFacts | None = None
+    contract: ContractFacts | None = None
     intended_use: str = INTENDED_USE
 
 
@@ -187,12 +209,23 @@ def _optional_table(rows: Sequence[Mapping[str, object]] | None) -> Block:
     return _dict_table(rows) if rows else MISSING
 
 
-def _data_section(data: DataFacts) -> Section:
+def _contract_facts(contract: ContractFacts | None) -> list[tuple[str, str]]:
+    if contract is None:
+        return [("Data contract", NOT_COMPUTED)]
+    return [
+        ("Data contract", f"`{contract.dataset}` (fingerprint `{contract.fingerprint}`)"),
+        ("Features", format_value(contract.features)),
+        ("Churn means", contract.target),
+    ]
+
+
+def _data_section(data: DataFacts, contract: ContractFacts | None) -> Section:
     return Section(
         "Data",
         [
             Facts(
                 [
+                    *_contract_facts(contract),
                     ("Source", data.source or NOT_COMPUTED),
                     ("Training rows", format_value(data.train_rows)),
                     ("Holdout rows", format_value(data.holdout_rows)),
@@ -290,8 +323,17 @@ def limits_for(card: ModelCard) -> list[str]:
         if card.slice_min_rows is not None
         else "the configured minimum rows"
     )
+    served = (
+        [
+            f"Served only under data contract `{card.contract.dataset}` (fingerprint "
+            f"`{card.contract.fingerprint}`): serving configured with another contract refuses it."
+        ]
+        if card.contract is not None
+        else []
+    )
     return [
         f"Trained on {source} only; other populations or time periods are not covered.",
+        *served,
         calibrated,
         f"Slices with fewer than {minimum} (or with one class only) are not judged by the gate.",
         DRIFT_MONITORED,
@@ -319,7 +361,7 @@ def sections(card: ModelCard) -> list[Section]:
     )
     return [
         Section("Summary", [summary]),
-        _data_section(card.data),
+        _data_section(card.data, card.contract),
         _recipe_section(card),
         Section("Cross-validation (training split)", [_optional_table(card.cv_table)]),
         Section("Holdout metrics", [metrics]),

@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm, rankdata
 
-from churnops.contract import TARGET_COLUMN, TARGET_POSITIVE
+from churnops.contract import Contract
+from churnops.model.scoring import labels
 from churnops.model.slices import SliceSpec
 
 # DeLong's test
@@ -288,7 +289,7 @@ class GateReport:
 
     def slices_markdown(self) -> str:
         if not self.slices:
-            return "No slices declared (`CHURNOPS_GATE_SLICES`)."
+            return "No slices declared (the contract's `slices`, or `CHURNOPS_GATE_SLICES`)."
         rows = [
             (
                 s.name,
@@ -328,10 +329,11 @@ def judge_challenger(
     challenger_scores: np.ndarray,
     champion_scores: np.ndarray | None,
     rules: GateRules,
+    contract: Contract,
 ) -> GateReport:
-    """Both score arrays are the two models' churn probabilities for the rows of `holdout`.
-    The first model (no champion) only has to clear `min_auc`."""
-    y = (holdout[TARGET_COLUMN] == TARGET_POSITIVE).to_numpy(dtype=np.int8)
+    """Both score arrays are the two models' churn probabilities for the rows of `holdout`
+    (cleaned under `contract`). The first model (no champion) only has to clear `min_auc`."""
+    y = labels(holdout, contract)
     challenger_scores = np.asarray(challenger_scores, dtype=np.float64)
     challenger_auc = roc_auc(y, challenger_scores)
     comparison = None

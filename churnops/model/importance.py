@@ -12,8 +12,6 @@ from sklearn.inspection import permutation_importance
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from churnops.contract import FEATURE_NAMES
-
 
 def field_importance(
     model: Pipeline,
@@ -23,7 +21,8 @@ def field_importance(
     sample_rows: int = 2000,
     repeats: int = 3,
 ) -> pd.Series:
-    """Mean drop in ROC AUC when each field is shuffled, largest first (a sample keeps it cheap)."""
+    """Mean drop in ROC AUC when each field (column of `features`, the contract's features) is
+    shuffled, largest first (a sample keeps it cheap)."""
     rows = min(sample_rows, len(features))
     picked = np.random.default_rng(seed).choice(len(features), size=rows, replace=False)
     # One OpenMP thread: on batches this small, starting and syncing threads costs more than
@@ -31,11 +30,12 @@ def field_importance(
     with threadpool_limits(1, user_api="openmp"):
         result = permutation_importance(
             model,
-            features.iloc[picked][list(FEATURE_NAMES)],
+            features.iloc[picked],
             y_true[picked],
             scoring="roc_auc",
             n_repeats=repeats,
             random_state=seed,
         )
-    importance = pd.Series(result.importances_mean, index=list(FEATURE_NAMES), name="auc_drop")
+    names = [str(name) for name in features.columns]
+    importance = pd.Series(result.importances_mean, index=names, name="auc_drop")
     return importance.sort_values(ascending=False)

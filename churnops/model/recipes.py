@@ -5,8 +5,9 @@ Adding a recipe is one `Recipe(...)` entry in `RECIPES`: settings validate the n
 training builds from it, a run logs only that recipe's hyperparameters, and the Dagster run
 config (orchestration/config.py) offers its section in the launchpad.
 
-Each pipeline carries its own preprocessing, so serving feeds it raw contract fields
-(see `churnops.model.scoring`).
+Each pipeline carries its own preprocessing, built from the data contract: closed categories
+are the contract's, open ones are learned at fit (unseen values score as unknown), booleans are
+numbers 0/1. So serving feeds it raw contract fields (see `churnops.model.scoring`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from churnops.contract import CATEGORICAL_FEATURES, FEATURES_BY_NAME, NUMERIC_FEATURES
+from churnops.contract import Contract
 from churnops.model.scoring import features, labels
 
 # Types outside skops' default trust list that our recipes contain, each reviewed: a numpy dtype,
@@ -44,6 +45,9 @@ TRUSTED_TYPES: list[str] = [
 
 # `CHURNOPS_RECIPE=auto`: every registered recipe is cross-validated and the best one trained.
 AUTO = "auto"
+# Most levels a categorical feature is encoded with; rarer ones share one "infrequent" level.
+# The boosted trees' native categorical support takes fewer than 255 (its bins).
+MAX_CATEGORY_LEVELS = 250
 
 
 class RecipeParams(BaseModel):
@@ -75,7 +79,7 @@ class Recipe(Generic[P]):
 
     name: str
     params: type[P]
-    build: Callable[[P, int], Pipeline]  # (params, seed) -> unfitted pipeline
+    build: Callable[[P, int, Contract], Pipeline]  # (params, seed, contract) -> unfitted
     description: str
     space: SearchSpace | None = None
 
@@ -83,17 +87,46 @@ class Recipe(Generic[P]):
         """Typed params from plain values (e.g. run config); unset ones take their defaults."""
         return self.params.model_validate(dict(values or {}))
 
-    def pipeline(self, params: P | None, seed: int) -> Pipeline:
+    def pipeline(self, params: P | None, seed: int, contract: Contract) -> Pipeline:
         chosen = self.params() if params is None else params
         if not isinstance(chosen, self.params):
             raise TypeError(
                 f"recipe {self.name!r} takes {self.params.__name__}, not {type(chosen).__name__}"
             )
-        return self.build(chosen, seed)
+        return self.build(chosen, seed, contract)
 
 
-def _categories() -> list[list[str]]:
-    return [list(FEATURES_BY_NAME[name].categories) for name in CATEGORICAL_FEATURES]
+def _category_groups(contract: Contract) -> list[tuple[str, list[str]]]:
+    """(step name, columns): closed categorical columns, then open ones, leaving out an empty
+    group. Closed columns encode the contract's categories; open ones learn theirs at fit."""
+    closed = [name for name in contract.categorical if not contract.by_name[name].is_open]
+    opened = [name for name in contract.categorical if contract.by_name[name].is_open]
+    groups = [("categorical", closed), ("open_categorical", opened)]
+    return [(step, names) for step, names in groups if names]
+
+
+def _categories(contract: Contract, names: list[str]) -> list[list[str]] | str:
+    if any(contract.by_name[name].is_open for name in names):
+        return "auto"
+    return [list(contract.by_name[name].categories or ()) for name in names]
+
+
+def _ordinal(contract: Contract, names: list[str]) -> OrdinalEncoder:
+    return OrdinalEncoder(
+        categories=_categories(contract, names),
+        handle_unknown="use_encoded_value",
+        unknown_value=np.nan,
+        encoded_missing_value=np.nan,
+        max_categories=MAX_CATEGORY_LEVELS,
+    )
+
+
+def _one_hot(contract: Contract, names: list[str]) -> OneHotEncoder:
+    return OneHotEncoder(
+        categories=_categories(contract, names),
+        handle_unknown="infrequent_if_exist",
+        max_categories=MAX_CATEGORY_LEVELS,
+    )
 
 
 class HistGradientBoostingParams(RecipeParams):
@@ -103,24 +136,22 @@ class HistGradientBoostingParams(RecipeParams):
     l2_regularization: float = Field(1.0, ge=0, description="Boosting L2 penalty.")
 
 
-def _hist_gradient_boosting(params: HistGradientBoostingParams, seed: int) -> Pipeline:
-    encode = OrdinalEncoder(
-        categories=_categories(),
-        handle_unknown="use_encoded_value",
-        unknown_value=np.nan,
-        encoded_missing_value=np.nan,
-    )
+def _hist_gradient_boosting(
+    params: HistGradientBoostingParams, seed: int, contract: Contract
+) -> Pipeline:
+    """Ordinal codes first (closed, then open columns), the numbers passed through after."""
     preprocess = ColumnTransformer(
-        [("categorical", encode, list(CATEGORICAL_FEATURES))],
+        [(step, _ordinal(contract, names), names) for step, names in _category_groups(contract)],
         remainder="passthrough",
         verbose_feature_names_out=False,
     )
+    categorical = len(contract.categorical)
     estimator = HistGradientBoostingClassifier(
         max_iter=params.max_iter,
         learning_rate=params.learning_rate,
         max_leaf_nodes=params.max_leaf_nodes,
         l2_regularization=params.l2_regularization,
-        categorical_features=list(range(len(CATEGORICAL_FEATURES))),
+        categorical_features=list(range(categorical)) if categorical else None,
         early_stopping=True,
         validation_fraction=0.1,
         n_iter_no_change=20,
@@ -142,20 +173,15 @@ class LogisticRegressionParams(RecipeParams):
     c: float = Field(1.0, gt=0, description="Inverse regularization strength.")
 
 
-def _logistic_regression(params: LogisticRegressionParams, seed: int) -> Pipeline:
+def _logistic_regression(
+    params: LogisticRegressionParams, seed: int, contract: Contract
+) -> Pipeline:
     """The seed is unused: lbfgs on this convex loss is deterministic."""
     numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
-    preprocess = ColumnTransformer(
-        [
-            (
-                "categorical",
-                OneHotEncoder(categories=_categories(), handle_unknown="ignore"),
-                list(CATEGORICAL_FEATURES),
-            ),
-            ("numeric", numeric, list(NUMERIC_FEATURES)),
-        ],
-        verbose_feature_names_out=False,
-    )
+    steps = [(step, _one_hot(contract, names), names) for step, names in _category_groups(contract)]
+    if contract.numeric:
+        steps.append(("numeric", numeric, list(contract.numeric)))
+    preprocess = ColumnTransformer(steps, verbose_feature_names_out=False)
     estimator = LogisticRegression(C=params.c, max_iter=1000)
     return Pipeline([("preprocess", preprocess), ("model", estimator)])
 
@@ -215,17 +241,25 @@ def candidates(choice: str) -> list[str]:
     return list(RECIPES) if choice == AUTO else [lookup(choice).name]
 
 
-def build_pipeline(name: str, params: RecipeParams | None = None, *, seed: int) -> Pipeline:
-    """The unfitted pipeline of recipe `name` (its default params unless given)."""
-    return lookup(name).pipeline(params, seed)
+def build_pipeline(
+    name: str, params: RecipeParams | None = None, *, seed: int, contract: Contract
+) -> Pipeline:
+    """The unfitted pipeline of recipe `name` for `contract`'s features (its default params
+    unless given)."""
+    return lookup(name).pipeline(params, seed, contract)
 
 
 def train(
-    frame: pd.DataFrame, name: str, params: RecipeParams | None = None, *, seed: int
+    frame: pd.DataFrame,
+    name: str,
+    params: RecipeParams | None = None,
+    *,
+    seed: int,
+    contract: Contract,
 ) -> Pipeline:
     """Fit recipe `name` on cleaned customers."""
-    pipeline = build_pipeline(name, params, seed=seed)
-    pipeline.fit(features(frame), labels(frame))
+    pipeline = build_pipeline(name, params, seed=seed, contract=contract)
+    pipeline.fit(features(frame, contract), labels(frame, contract))
     return pipeline
 
 

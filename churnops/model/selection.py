@@ -17,6 +17,7 @@ from sklearn.base import clone
 from sklearn.metrics import brier_score_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
+from churnops.contract import Contract
 from churnops.model import recipes
 from churnops.model.recipes import RecipeParams
 from churnops.model.scoring import features, labels
@@ -72,13 +73,19 @@ def stratified_folds(y: np.ndarray, folds: int, seed: int) -> np.ndarray:
 
 
 def cross_validate(
-    train: pd.DataFrame, recipe: str, params: RecipeParams | None, *, folds: int, seed: int
+    train: pd.DataFrame,
+    recipe: str,
+    params: RecipeParams | None,
+    *,
+    folds: int,
+    seed: int,
+    contract: Contract,
 ) -> CrossValidation:
     """Fit the recipe on k-1 folds and score the held-out one, k times (same folds for every
     recipe and trial given the seed, so their scores are paired)."""
-    x, y = features(train), labels(train)
+    x, y = features(train, contract), labels(train, contract)
     chosen = recipes.lookup(recipe).parse() if params is None else params
-    unfitted = recipes.build_pipeline(recipe, chosen, seed=seed)
+    unfitted = recipes.build_pipeline(recipe, chosen, seed=seed, contract=contract)
     fold_of_row = stratified_folds(y, folds, seed)
     out_of_fold = np.empty(len(y), dtype=np.float64)
     aucs, briers, seconds = [], [], 0.0
@@ -127,6 +134,7 @@ def select_recipe(
     *,
     folds: int,
     seed: int,
+    contract: Contract,
     params_for: ParamsFor | None = None,
     log: Log | None = None,
 ) -> Selection:
@@ -136,7 +144,7 @@ def select_recipe(
     results = []
     for name in candidates:
         params = params_for(name) if params_for else None
-        result = cross_validate(train, name, params, folds=folds, seed=seed)
+        result = cross_validate(train, name, params, folds=folds, seed=seed, contract=contract)
         if log:
             log(
                 f"CV {name}: ROC AUC {result.roc_auc_mean:.4f} ± {result.roc_auc_std:.4f}, "

@@ -1,14 +1,18 @@
-"""Customer slices the promotion gate judges separately, declared as text in settings:
-`Contract` (one slice per value) or `tenure:0,6,12,24,48` (numeric bands). No scipy here:
-settings validate slice declarations, and serving loads settings."""
+"""Customer slices the promotion gate judges separately, declared as text in the data contract's
+`slices` (or `CHURNOPS_GATE_SLICES`): `plan` (one slice per value of a feature) or
+`age:18,30,50` (numeric bands). No scipy here: settings validate slice declarations, and
+serving loads settings."""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from churnops.contract import Contract
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,7 @@ class SliceSpec:
         try:
             values = tuple(float(edge) for edge in edges.split(","))
         except ValueError:
-            raise ValueError(f"slice {text!r}: edges must be numbers, e.g. tenure:0,6,12") from None
+            raise ValueError(f"slice {text!r}: edges must be numbers, e.g. age:18,30,50") from None
         if list(values) != sorted(set(values)):
             raise ValueError(f"slice {text!r}: edges must be strictly increasing")
         return cls(column, values)
@@ -43,7 +47,7 @@ class SliceSpec:
 
     def groups(self, frame: pd.DataFrame) -> list[tuple[str, np.ndarray]]:
         """(slice name, row mask) pairs in reading order: categories sorted, bands by edge,
-        missing values last. Names read like `Contract = Two year` or `tenure in [6, 12)`."""
+        missing values last. Names read like `plan = gold` or `age in [30, 50)`."""
         if self.column not in frame.columns:
             raise ValueError(f"slice column {self.column!r} is not in the holdout")
         values = frame[self.column]
@@ -62,3 +66,18 @@ class SliceSpec:
         edges = [f"{edge:g}" for edge in self.edges]
         inner = [f"{self.column} in [{lo}, {hi})" for lo, hi in itertools.pairwise(edges)]
         return [f"{self.column} < {edges[0]}", *inner, f"{self.column} >= {edges[-1]}"]
+
+
+def slice_specs(contract: Contract, declared: Sequence[str] | None = None) -> tuple[SliceSpec, ...]:
+    """The slices the gate judges for models of `contract`: `declared` (settings) when given,
+    else the contract's own; each must name one of its features."""
+    specs = tuple(
+        SliceSpec.parse(text) for text in (contract.slices if declared is None else declared)
+    )
+    for spec in specs:
+        if spec.column not in contract.by_name:
+            raise ValueError(
+                f"slice {spec.text()!r}: {spec.column!r} is not a feature of contract "
+                f"'{contract.dataset}' ({', '.join(contract.feature_names)})"
+            )
+    return specs

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from churnops.contract import Contract
 from churnops.model import recipes
 from churnops.model.calibration import CalibrationReport, assess, with_calibration
 from churnops.model.recipes import RecipeParams
@@ -64,6 +65,8 @@ def fit_candidate(
     policy: CandidatePolicy,
     params_for: Callable[[str], RecipeParams] | None = None,
     log: Log | None = None,
+    *,
+    contract: Contract,
 ) -> CandidateReport:
     """Selection -> tuning (if budgeted and the recipe has a space) -> calibration -> fit.
     `params_for(name)` gives each recipe's starting params (run config); defaults otherwise."""
@@ -72,6 +75,7 @@ def fit_candidate(
         recipes.candidates(policy.recipe),
         folds=policy.folds,
         seed=policy.seed,
+        contract=contract,
         params_for=params_for,
         log=log,
     )
@@ -87,18 +91,21 @@ def fit_candidate(
             folds=policy.folds,
             seed=policy.seed,
             budget_seconds=policy.tuning_budget_seconds,
+            contract=contract,
             max_trials=policy.tuning_max_trials,
             log=log,
         )
         chosen = tuning.best
-    y = labels(train)
+    y = labels(train, contract)
     calibration = assess(y, chosen.out_of_fold, chosen.fold_of_row)
     if log:
         briers = ", ".join(f"{name} {value:.5f}" for name, value in calibration.brier.items())
         log(f"calibration: {calibration.method} (CV Brier {briers})")
-    unfitted = recipes.build_pipeline(chosen.recipe, chosen.params, seed=policy.seed)
+    unfitted = recipes.build_pipeline(
+        chosen.recipe, chosen.params, seed=policy.seed, contract=contract
+    )
     pipeline = with_calibration(unfitted, calibration.method, policy.folds)
-    pipeline.fit(features(train), y)
+    pipeline.fit(features(train, contract), y)
     return CandidateReport(
         pipeline=pipeline,
         recipe=chosen.recipe,

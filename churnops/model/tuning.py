@@ -20,6 +20,7 @@ import pandas as pd
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
+from churnops.contract import Contract
 from churnops.model import recipes
 from churnops.model.recipes import RecipeParams
 from churnops.model.selection import CrossValidation, cross_validate
@@ -79,6 +80,7 @@ def tune(
     folds: int,
     seed: int,
     budget_seconds: float,
+    contract: Contract,
     max_trials: int | None = None,
     log: Log | None = None,
 ) -> TuningResult:
@@ -95,7 +97,7 @@ def tune(
 
     def objective(trial: optuna.Trial) -> float:
         params = entry.parse({**baseline.model_dump(), **space(trial)})
-        result = cross_validate(train, recipe, params, folds=folds, seed=seed)
+        result = cross_validate(train, recipe, params, folds=folds, seed=seed, contract=contract)
         trial.set_user_attr("cv_brier", round(result.brier_mean, 5))
         if "result" not in best or result.roc_auc_mean > best["result"].roc_auc_mean:
             best["result"] = result

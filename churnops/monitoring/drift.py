@@ -1,12 +1,14 @@
 """Drift and live-quality statistics shared by the monitoring sensor and the drift report.
 
 Per feature: the population stability index (effect size) and a two-sample test (KS for
-numbers, chi-square for categories). A feature drifts only when both agree: with thousands of
-rows a test flags differences too small to matter, and PSI alone ignores sample noise.
+numbers, chi-square for categories and booleans). A feature drifts only when both agree: with
+thousands of rows a test flags differences too small to matter, and PSI alone ignores sample
+noise. Which features there are and how each is judged comes from the data contract.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,11 +16,14 @@ import pandas as pd
 from scipy import stats
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from churnops.contract import FEATURE_NAMES, FEATURES, TARGET_COLUMN, TARGET_POSITIVE
+from churnops.contract import Contract, Feature
 from churnops.settings import Settings
 
 SCORE_COLUMN = "churn_probability"
 EPSILON = 1e-4
+# Levels of an open categorical compared one by one (by frequency); the rest share a bucket.
+MAX_OPEN_LEVELS = 100
+BOOLEAN_LEVELS = (0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -80,10 +85,14 @@ class DriftReport:
 
 
 def reference_sample(
-    holdout: pd.DataFrame, scores: np.ndarray, seed: int, max_rows: int = 10_000
+    holdout: pd.DataFrame,
+    scores: np.ndarray,
+    seed: int,
+    contract: Contract,
+    max_rows: int = 10_000,
 ) -> pd.DataFrame:
     """Holdout features with the model's scores: what 'normal' traffic looks like."""
-    reference = holdout.loc[:, list(FEATURE_NAMES)].assign(**{SCORE_COLUMN: scores})
+    reference = holdout.loc[:, list(contract.feature_names)].assign(**{SCORE_COLUMN: scores})
     if len(reference) > max_rows:
         reference = reference.sample(max_rows, random_state=seed)
     return reference.reset_index(drop=True)
@@ -116,11 +125,13 @@ def categorical_drift(
     name: str,
     reference: pd.Series,
     current: pd.Series,
-    categories: tuple[str, ...],
+    categories: Sequence[object],
     t: DriftThresholds,
 ) -> FeatureDrift:
-    ref_counts = reference.value_counts().reindex(categories, fill_value=0).to_numpy()
-    cur_counts = current.value_counts().reindex(categories, fill_value=0).to_numpy()
+    """Shares per category; values outside `categories` share one extra bucket, so traffic
+    full of unknown values counts as drift too."""
+    ref_counts = _counts(reference, categories)
+    cur_counts = _counts(current, categories)
     index = psi(ref_counts / max(ref_counts.sum(), 1), cur_counts / max(cur_counts.sum(), 1))
     seen = (ref_counts + cur_counts) > 0
     table = np.vstack([ref_counts[seen], cur_counts[seen]])
@@ -132,12 +143,56 @@ def categorical_drift(
     return FeatureDrift(name, "chi2", float(statistic), float(p_value), index, bool(drifted))
 
 
-def live_quality(window: pd.DataFrame, min_labels: int) -> dict[str, dict[str, float]]:
-    """ROC AUC and Brier per model version over predictions whose label has arrived."""
-    labelled = window[window[TARGET_COLUMN].notna()]
+def _counts(values: pd.Series, categories: Sequence[object]) -> np.ndarray:
+    """Counts per category plus one for any other (missing values are not counted)."""
+    counted = values.value_counts()
+    known = counted.reindex(list(categories), fill_value=0).to_numpy()
+    return np.append(known, int(counted.sum()) - int(known.sum()))
+
+
+def observed_levels(
+    reference: pd.Series, current: pd.Series, limit: int = MAX_OPEN_LEVELS
+) -> list[object]:
+    """The levels of an open categorical seen in either sample, most frequent first."""
+    counts = pd.concat([reference, current]).value_counts()
+    return list(counts.index[:limit])
+
+
+def feature_drift(
+    feature: Feature, reference: pd.Series, current: pd.Series, t: DriftThresholds
+) -> FeatureDrift:
+    """One feature judged by its contract kind: booleans as two categories (0/1), open
+    categoricals over the values actually observed."""
+    if feature.kind == "boolean":
+        return categorical_drift(
+            feature.name, _as_float(reference), _as_float(current), BOOLEAN_LEVELS, t
+        )
+    if feature.kind == "categorical":
+        if feature.is_open:
+            reference, current = reference.astype(object), current.astype(object)
+            categories: Sequence[object] = observed_levels(reference, current)
+        else:
+            categories = feature.categories or ()
+        return categorical_drift(feature.name, reference, current, categories, t)
+    return numeric_drift(feature.name, _as_float(reference), _as_float(current), t)
+
+
+def _as_float(values: pd.Series) -> pd.Series:
+    return pd.to_numeric(values, errors="coerce").astype(float)
+
+
+def live_quality(
+    window: pd.DataFrame, min_labels: int, contract: Contract
+) -> dict[str, dict[str, float]]:
+    """ROC AUC and Brier per model version over predictions whose label has arrived (labels in
+    any spelling the contract's target accepts)."""
+    target = contract.target
+    labels = window[target.name]
+    encoded = labels.map({value: target.encode(value) for value in labels.dropna().unique()})
+    labelled = window.assign(_label=encoded)[encoded.notna()]
     quality: dict[str, dict[str, float]] = {}
     for version, rows in labelled.groupby("model_version"):
-        y_true = (rows[TARGET_COLUMN] == TARGET_POSITIVE).to_numpy(dtype=int)
+        y_true = rows["_label"].to_numpy(dtype=int)
         entry = {"labels": float(len(rows))}
         if len(rows) >= min_labels and 0 < y_true.sum() < len(y_true):
             entry["roc_auc"] = float(roc_auc_score(y_true, rows[SCORE_COLUMN]))
@@ -146,18 +201,19 @@ def live_quality(window: pd.DataFrame, min_labels: int) -> dict[str, dict[str, f
     return quality
 
 
-def build_report(reference: pd.DataFrame, window: pd.DataFrame, t: DriftThresholds) -> DriftReport:
+def build_report(
+    reference: pd.DataFrame, window: pd.DataFrame, t: DriftThresholds, contract: Contract
+) -> DriftReport:
     """Compare a window of logged predictions with the champion's training reference."""
     features = [
-        categorical_drift(s.name, reference[s.name], window[s.name], s.categories, t)
-        if s.kind == "categorical"
-        else numeric_drift(s.name, reference[s.name].to_numpy(), window[s.name].to_numpy(), t)
-        for s in FEATURES
+        feature_drift(feature, reference[feature.name], window[feature.name], t)
+        for feature in contract.features
     ]
     score = numeric_drift(
         SCORE_COLUMN, reference[SCORE_COLUMN].to_numpy(), window[SCORE_COLUMN].to_numpy(), t
     )
-    quality = live_quality(window, t.min_labels) if TARGET_COLUMN in window else {}
+    labelled = contract.target.name in window
+    quality = live_quality(window, t.min_labels, contract) if labelled else {}
     return DriftReport(
         rows=len(window), features=features, score=score, thresholds=t, quality=quality
     )

@@ -2,7 +2,8 @@
 
 Addressed by a SQLAlchemy URL (SQLite in WAL mode by default, Postgres at scale). The Bento
 service writes to it; the monitoring sensor, the drift report and retraining read from it. Its
-columns come from the data contract, so a logged prediction is a contract record.
+columns come from the data contract (`store_schema`), so a logged prediction is a contract
+record; a store created under another contract is refused with a message naming it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Connection,
     Engine,
@@ -32,48 +36,130 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
+    table,
 )
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import Select
 
-from churnops.contract import FEATURES, ID_COLUMN, RAW_COLUMNS, TARGET_COLUMN
+from churnops.contract import Contract, Feature
 
-_COLUMN_TYPES = {"categorical": String(32), "integer": Integer, "float": Float}
-
-metadata = MetaData()
-
-predictions = Table(
-    "predictions",
-    metadata,
-    Column("request_id", String(64), primary_key=True),
-    Column("ts", Float, nullable=False, index=True),
-    # No index on model_version or the customer id: no query filters on them, and every index
-    # is paid on each logged prediction (benchmarks/serving.py, logging on vs off).
-    Column("model_version", String(64), nullable=False),
-    Column(ID_COLUMN, String(64)),
-    *(Column(spec.name, _COLUMN_TYPES[spec.kind], nullable=spec.nullable) for spec in FEATURES),
-    Column("churn_probability", Float, nullable=False),
-    Column("churn", String(3), nullable=False),
-)
-
-feedback = Table(
-    "feedback",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("ts", Float, nullable=False),
-    Column("request_id", String(64), index=True),
-    Column(ID_COLUMN, String(64), index=True),
-    Column(TARGET_COLUMN, String(3), nullable=False),
-)
+PREDICTIONS = "predictions"
+FEEDBACK = "feedback"
+SCORE_COLUMN = "churn_probability"
+ANSWER_COLUMN = "churn"
+# The store's own columns, beside the contract's.
+_PREDICTION_META = ("request_id", "ts", "model_version")
+_RESERVED = frozenset({*_PREDICTION_META, SCORE_COLUMN, ANSWER_COLUMN, "id", "label_by_request"})
+# Longest stored categorical value or label (open categories are capped at 200 by the API).
+TEXT_LENGTH = 200
+# The packed read (below) keeps its mixed-radix number within a signed 64-bit integer.
+MAX_PACKED_RADIX = 2**62
+PACKED = "packed_categories"
 
 
-def connect(url: str, create_tables: bool = True) -> Engine:
-    """Engine with the tables created; SQLite gets WAL and a busy timeout for many writers.
+class StoreSchemaError(RuntimeError):
+    """The store's tables were created for another contract, or the contract's names clash
+    with the store's own columns."""
 
-    With `create_tables=False` nothing touches the store yet (it may be down when a server
-    starts); the first write creates the tables."""
+
+def _column_type(feature: Feature) -> Any:
+    if feature.kind == "categorical":
+        return String(TEXT_LENGTH)
+    if feature.kind == "boolean":
+        return Boolean(create_constraint=False)
+    return Integer if feature.kind == "integer" else Float
+
+
+@dataclass(frozen=True)
+class StoreSchema:
+    """The store's tables for one contract."""
+
+    contract: Contract
+    metadata: MetaData
+    predictions: Table
+    feedback: Table
+
+    @cached_property
+    def prediction_columns(self) -> tuple[str, ...]:
+        """Column order of `write_prediction_rows` tuples."""
+        return tuple(column.name for column in self.predictions.columns)
+
+    @cached_property
+    def sqlite_insert(self) -> str:
+        """`INSERT INTO predictions (request_id, ...) VALUES (?, ...)`: positional, in order."""
+        return str(insert(self.predictions).compile(dialect=sqlite.dialect()))
+
+    @cached_property
+    def packed_features(self) -> tuple[Feature, ...]:
+        """Closed categorical fields read as one packed integer (see `_packed_categories`)."""
+        packed, radix = [], 1
+        for feature in self.contract.features:
+            if feature.kind != "categorical" or feature.is_open:
+                continue
+            size = len(feature.categories or ()) + 1
+            if radix * size >= MAX_PACKED_RADIX:
+                continue
+            packed.append(feature)
+            radix *= size
+        return tuple(packed)
+
+
+_SCHEMAS: dict[str, StoreSchema] = {}
+
+
+def store_schema(contract: Contract) -> StoreSchema:
+    """The tables for `contract` (built once per fingerprint)."""
+    schema = _SCHEMAS.get(contract.fingerprint)
+    if schema is not None:
+        return schema
+    clashes = sorted(_RESERVED & {contract.id_name, *contract.feature_names})
+    if clashes:
+        raise StoreSchemaError(
+            f"contract '{contract.dataset}': column(s) {clashes} clash with the prediction "
+            f"store's own columns {sorted(_RESERVED)}; rename them in the contract"
+        )
+    metadata = MetaData()
+    id_length = max(64, contract.max_id_length)
+    predictions = Table(
+        PREDICTIONS,
+        metadata,
+        Column("request_id", String(64), primary_key=True),
+        Column("ts", Float, nullable=False, index=True),
+        # No index on model_version or the customer id: no query filters on them, and every
+        # index is paid on each logged prediction (benchmarks/serving.py, logging on vs off).
+        Column("model_version", String(64), nullable=False),
+        Column(contract.id_name, String(id_length)),
+        *(Column(f.name, _column_type(f), nullable=f.nullable) for f in contract.features),
+        Column(SCORE_COLUMN, Float, nullable=False),
+        Column(ANSWER_COLUMN, String(64), nullable=False),
+    )
+    feedback = Table(
+        FEEDBACK,
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("ts", Float, nullable=False),
+        Column("request_id", String(64), index=True),
+        Column(contract.id_name, String(id_length), index=True),
+        # The target's canonical label (`contract.target.positive_label` / `negative_label`).
+        Column(contract.target.name, String(64), nullable=False),
+    )
+    schema = StoreSchema(contract, metadata, predictions, feedback)
+    _SCHEMAS[contract.fingerprint] = schema
+    return schema
+
+
+def prediction_columns(contract: Contract) -> tuple[str, ...]:
+    return store_schema(contract).prediction_columns
+
+
+def connect(url: str, contract: Contract | None = None) -> Engine:
+    """Engine for the store; SQLite gets WAL and a busy timeout for many writers.
+
+    With a contract its tables are created (or checked) now; without, nothing touches the store
+    yet (it may be down when a server starts) and the first read or write does it."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30})
@@ -86,89 +172,153 @@ def connect(url: str, create_tables: bool = True) -> Engine:
             cursor.close()
     else:
         engine = create_engine(url, pool_pre_ping=True)
-    if create_tables:
-        ensure_tables(engine)
+    if contract is not None:
+        ensure_tables(engine, contract)
     return engine
 
 
-_with_tables: weakref.WeakSet[Engine] = weakref.WeakSet()
+_ready: weakref.WeakKeyDictionary[Engine, set[str]] = weakref.WeakKeyDictionary()
 _tables_lock = threading.Lock()
 
 
-def ensure_tables(engine: Engine) -> None:
-    """Create missing tables once per engine (the request threads and the log writer race)."""
-    if engine in _with_tables:
+def ensure_tables(engine: Engine, contract: Contract) -> None:
+    """Create missing tables and check existing ones match `contract`, once per engine and
+    contract (the request threads and the log writer race)."""
+    if contract.fingerprint in _ready.get(engine, ()):
         return
+    schema = store_schema(contract)
     with _tables_lock:
-        if engine in _with_tables:
+        if contract.fingerprint in _ready.get(engine, ()):
             return
         try:
-            metadata.create_all(engine)
+            schema.metadata.create_all(engine)
         except SQLAlchemyError:  # another process created them meanwhile; a down store raises
-            metadata.create_all(engine)
-        _with_tables.add(engine)
+            schema.metadata.create_all(engine)
+        _check_columns(engine, schema)
+        _ready.setdefault(engine, set()).add(contract.fingerprint)
 
 
-PREDICTION_COLUMNS: tuple[str, ...] = tuple(column.name for column in predictions.columns)
-# "INSERT INTO predictions (request_id, ...) VALUES (?, ...)": positional, in column order.
-_SQLITE_INSERT = str(insert(predictions).compile(dialect=sqlite.dialect()))
+def _check_columns(engine: Engine, schema: StoreSchema) -> None:
+    inspector = inspect(engine)
+    for stored in (schema.predictions, schema.feedback):
+        found = {column["name"] for column in inspector.get_columns(stored.name)}
+        wanted = {column.name for column in stored.columns}
+        if found == wanted:
+            continue
+        contract = schema.contract
+        missing, extra = sorted(wanted - found), sorted(found - wanted)
+        raise StoreSchemaError(
+            f"prediction store {engine.url.render_as_string(hide_password=True)}: table "
+            f"'{stored.name}' was created for another data contract than '{contract.dataset}' "
+            f"(fingerprint {contract.fingerprint}): missing columns {missing}, unexpected "
+            f"columns {extra}; point CHURNOPS_PREDICTION_STORE_URL at a new store or move the "
+            "old one aside"
+        )
 
 
-def write_prediction_rows(engine: Engine, rows: Sequence[Sequence[Any]]) -> None:
-    """Rows as tuples in `PREDICTION_COLUMNS` order. SQLite gets them straight through the
-    driver's executemany: the serving process writes every prediction, and per-row Python work
-    there competes with answering requests for the interpreter lock. Other stores go through
-    SQLAlchemy, which batches them into multi-row INSERTs."""
+def write_prediction_rows(
+    engine: Engine, contract: Contract, rows: Sequence[Sequence[Any]]
+) -> None:
+    """Rows as tuples in `prediction_columns(contract)` order. SQLite gets them straight through
+    the driver's executemany: the serving process writes every prediction, and per-row Python
+    work there competes with answering requests for the interpreter lock. Other stores go
+    through SQLAlchemy, which batches them into multi-row INSERTs."""
     if not rows:
         return
-    ensure_tables(engine)
+    ensure_tables(engine, contract)
+    schema = store_schema(contract)
     with engine.begin() as connection:
         if engine.dialect.name == "sqlite":
-            connection.exec_driver_sql(_SQLITE_INSERT, list(rows))
+            connection.exec_driver_sql(schema.sqlite_insert, list(rows))
         else:
-            named = [dict(zip(PREDICTION_COLUMNS, row, strict=True)) for row in rows]
-            connection.execute(insert(predictions), named)
+            columns = schema.prediction_columns
+            named = [dict(zip(columns, row, strict=True)) for row in rows]
+            connection.execute(insert(schema.predictions), named)
 
 
-def write_predictions(engine: Engine, rows: Sequence[dict[str, Any]]) -> None:
+def write_predictions(engine: Engine, contract: Contract, rows: Sequence[dict[str, Any]]) -> None:
     """Rows as dicts keyed by column name."""
-    write_prediction_rows(engine, [tuple(row[c] for c in PREDICTION_COLUMNS) for row in rows])
+    columns = prediction_columns(contract)
+    write_prediction_rows(engine, contract, [tuple(row[c] for c in columns) for row in rows])
 
 
-def write_feedback(engine: Engine, labels: Iterable[dict[str, Any]]) -> int:
+def write_feedback(engine: Engine, contract: Contract, labels: Iterable[dict[str, Any]]) -> int:
+    """Labels keyed by `request_id` and/or the contract's id name, with the target's value in
+    any spelling the contract accepts (stored as its canonical label)."""
+    target = contract.target
+    canonical = {1: target.positive_label, 0: target.negative_label}
     now = time.time()
-    rows = [{"ts": now, "request_id": None, ID_COLUMN: None, **label} for label in labels]
+    rows = []
+    for label in labels:
+        encoded = target.encode(label.get(target.name))
+        if encoded is None:
+            raise ValueError(
+                f"{target.name}: {label.get(target.name)!r} is not one of "
+                f"{[*target.positive, *target.negative]}"
+            )
+        rows.append(
+            {
+                "ts": now,
+                "request_id": label.get("request_id"),
+                contract.id_name: label.get(contract.id_name),
+                target.name: canonical[encoded],
+            }
+        )
     if rows:
-        ensure_tables(engine)
+        ensure_tables(engine, contract)
         with engine.begin() as connection:
-            connection.execute(insert(feedback), rows)
+            connection.execute(insert(store_schema(contract).feedback), rows)
     return len(rows)
 
 
 def count_predictions(engine: Engine) -> int:
+    """Rows in the predictions table (whatever the contract; the table must exist)."""
     with engine.connect() as connection:
-        return int(connection.execute(select(func.count()).select_from(predictions)).scalar_one())
+        query = select(func.count()).select_from(table(PREDICTIONS))
+        return int(connection.execute(query).scalar_one())
 
 
 def read_predictions(
-    engine: Engine, since_ts: float | None = None, until_ts: float | None = None
+    engine: Engine,
+    since_ts: float | None = None,
+    until_ts: float | None = None,
+    *,
+    contract: Contract,
 ) -> pd.DataFrame:
     """Predictions with since_ts < ts <= until_ts (unbounded when None), oldest first, each with
-    its label if one came. Categorical fields come back as pandas categoricals."""
+    its label if one came (the target column: the canonical label, or missing). Categorical
+    fields come back as pandas categoricals, booleans as 0.0/1.0 like cleaned data."""
+    ensure_tables(engine, contract)
+    schema = store_schema(contract)
     with engine.connect() as connection:
-        frame = _read_packed(connection, since_ts, until_ts)
+        frame = _read_packed(connection, schema, since_ts, until_ts)
         if frame is None:  # a value outside the contract: read every field as stored
-            frame = pd.read_sql(_window_query([predictions], since_ts, until_ts), connection)
-            for spec in CATEGORICAL_SPECS:
-                frame[spec.name] = frame[spec.name].astype("category")
-    by_customer = _labels_by_customer(engine)
-    frame[TARGET_COLUMN] = frame.pop("label_by_request").fillna(frame[ID_COLUMN].map(by_customer))
+            query = _window_query(schema, list(schema.predictions.columns), since_ts, until_ts)
+            frame = _fetch_frame(connection, query)
+    for feature in contract.features:
+        if feature.kind == "categorical" and not isinstance(
+            frame[feature.name].dtype, pd.CategoricalDtype
+        ):
+            frame[feature.name] = frame[feature.name].astype("category")
+        elif feature.kind == "boolean":
+            # SQLite returns 0/1, PostgreSQL True/False; cleaned data holds 0.0/1.0.
+            frame[feature.name] = frame[feature.name].astype(float)
+    by_customer = _labels_by_customer(engine, schema)
+    label = frame.pop("label_by_request").astype(object)
+    by_id = frame[contract.id_name].map(by_customer)
+    frame[contract.target.name] = label.where(label.notna(), by_id)
     return frame
 
 
-def _window_query(columns: list[Any], since_ts: float | None, until_ts: float | None) -> Select:
+def _window_query(
+    schema: StoreSchema, columns: list[Any], since_ts: float | None, until_ts: float | None
+) -> Select:
+    predictions, feedback = schema.predictions, schema.feedback
     labels = (
-        select(feedback.c.request_id, feedback.c[TARGET_COLUMN].label("label_by_request"))
+        select(
+            feedback.c.request_id,
+            feedback.c[schema.contract.target.name].label("label_by_request"),
+        )
         .where(feedback.c.request_id.is_not(None))
         .subquery()
     )
@@ -184,24 +334,19 @@ def _window_query(columns: list[Any], since_ts: float | None, until_ts: float | 
     return query
 
 
-# Reading a window costs a Python object per cell, so the 16 categorical fields travel as one
-# integer per row: a mixed-radix number with a digit per field, the category's index in the
+# Reading a window costs a Python object per cell, so the closed categorical fields travel as
+# one integer per row: a mixed-radix number with a digit per field, the category's index in the
 # contract, or len(categories) for anything else. With plain DB-API rows this takes a
-# million-row window from 10 s to about 6 s, and counting categoricals is 4x quicker than strings.
-CATEGORICAL_SPECS = tuple(spec for spec in FEATURES if spec.kind == "categorical")
-PACKED = "packed_categories"
-_PLAIN_COLUMNS = [
-    c for c in predictions.columns if c.name not in {s.name for s in CATEGORICAL_SPECS}
-]
-
-
-def _packed_categories() -> Any:
+# million-row Telco window from 10 s to about 6 s, and counting categoricals is 4x quicker
+# than strings. Open categories (no fixed list) are read as stored.
+def _packed_categories(schema: StoreSchema) -> Any:
     terms, weight = [], 1
-    for spec in CATEGORICAL_SPECS:
-        digits = {value: index for index, value in enumerate(spec.categories)}
-        digit = case(digits, value=predictions.c[spec.name], else_=len(spec.categories))
+    for feature in schema.packed_features:
+        categories = feature.categories or ()
+        digits = {value: index for index, value in enumerate(categories)}
+        digit = case(digits, value=schema.predictions.c[feature.name], else_=len(categories))
         terms.append(cast(digit, BigInteger) * weight)
-        weight *= len(spec.categories) + 1
+        weight *= len(categories) + 1
     return sum(terms[1:], terms[0]).label(PACKED)
 
 
@@ -220,46 +365,57 @@ def _fetch_frame(connection: Connection, query: Select) -> pd.DataFrame:
         cursor.close()
 
 
-def unpack_categories(packed: np.ndarray) -> dict[str, pd.Categorical] | None:
-    """The categorical fields from their packed integers; None if any value lay outside the
+def unpack_categories(
+    packed: np.ndarray, features: Sequence[Feature]
+) -> dict[str, pd.Categorical] | None:
+    """The packed categorical `features` from their integers; None if any value lay outside the
     contract (the caller then reads the stored strings)."""
     remaining = np.asarray(packed, dtype=np.int64)
     fields: dict[str, pd.Categorical] = {}
-    for spec in CATEGORICAL_SPECS:
-        remaining, codes = np.divmod(remaining, len(spec.categories) + 1)
-        if (codes == len(spec.categories)).any():
+    for feature in features:
+        categories = list(feature.categories or ())
+        remaining, codes = np.divmod(remaining, len(categories) + 1)
+        if (codes == len(categories)).any():
             return None
-        fields[spec.name] = pd.Categorical.from_codes(codes, categories=list(spec.categories))
+        fields[feature.name] = pd.Categorical.from_codes(codes, categories=categories)
     return fields
 
 
 def _read_packed(
-    connection: Connection, since_ts: float | None, until_ts: float | None
+    connection: Connection, schema: StoreSchema, since_ts: float | None, until_ts: float | None
 ) -> pd.DataFrame | None:
-    query = _window_query([*_PLAIN_COLUMNS, _packed_categories()], since_ts, until_ts)
+    if not schema.packed_features:
+        return None
+    packed_names = {feature.name for feature in schema.packed_features}
+    plain = [c for c in schema.predictions.columns if c.name not in packed_names]
+    query = _window_query(schema, [*plain, _packed_categories(schema)], since_ts, until_ts)
     frame = _fetch_frame(connection, query)
-    fields = unpack_categories(frame.pop(PACKED).to_numpy(dtype=np.int64))
+    fields = unpack_categories(frame.pop(PACKED).to_numpy(dtype=np.int64), schema.packed_features)
     if fields is None:
         return None
     frame = frame.assign(**fields)
-    return frame[[*(c.name for c in predictions.columns), "label_by_request"]]
+    return frame[[*schema.prediction_columns, "label_by_request"]]
 
 
-def _labels_by_customer(engine: Engine) -> pd.Series:
+def _labels_by_customer(engine: Engine, schema: StoreSchema) -> pd.Series:
     """The latest label per customer id, for feedback that names only the customer."""
+    feedback, id_name = schema.feedback, schema.contract.id_name
+    target = schema.contract.target.name
     query = (
-        select(feedback.c[ID_COLUMN], feedback.c[TARGET_COLUMN])
-        .where(feedback.c[ID_COLUMN].is_not(None))
+        select(feedback.c[id_name], feedback.c[target])
+        .where(feedback.c[id_name].is_not(None))
         .order_by(feedback.c.id)
     )
     with engine.connect() as connection:
         frame = pd.read_sql(query, connection)
-    return frame.groupby(ID_COLUMN)[TARGET_COLUMN].last()
+    return frame.groupby(id_name)[target].last()
 
 
-def labelled_records(engine: Engine) -> pd.DataFrame:
-    """Production predictions whose ground truth arrived, as raw contract records."""
-    frame = read_predictions(engine)
-    frame = frame[frame[TARGET_COLUMN].notna()].copy()
-    frame[ID_COLUMN] = frame[ID_COLUMN].fillna(frame["request_id"])
-    return frame.loc[:, list(RAW_COLUMNS)].reset_index(drop=True)
+def labelled_records(engine: Engine, contract: Contract) -> pd.DataFrame:
+    """Production predictions whose ground truth arrived, as raw contract records (the file
+    columns `contract.required_columns()`; booleans 0/1, the label canonical)."""
+    frame = read_predictions(engine, contract=contract)
+    frame = frame[frame[contract.target.name].notna()].copy()
+    if contract.id_column is not None:
+        frame[contract.id_column] = frame[contract.id_column].fillna(frame["request_id"])
+    return frame.loc[:, list(contract.required_columns())].reset_index(drop=True)

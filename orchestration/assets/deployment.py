@@ -4,9 +4,11 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from churnops.contract import Contract
 from churnops.data.split import Split
 from churnops.model.card import (
     CalibrationFacts,
+    ContractFacts,
     DataFacts,
     GateFacts,
     ModelCard,
@@ -15,12 +17,18 @@ from churnops.model.card import (
 from orchestration.assets.training import TrainedCandidate
 from orchestration.metadata import platform_asset
 from orchestration.provenance import git_revision
-from orchestration.resources import CustomerSource, GatePolicy, ModelRegistryResource
+from orchestration.resources import (
+    CustomerSource,
+    DataContractResource,
+    GatePolicy,
+    ModelRegistryResource,
+)
 from registry.promotion import GateVerdict, judge_versions, record_verdict
 
 DEPLOYMENT = "deployment"
 MODEL_DESCRIPTION = (
-    "Customer churn classifier (sklearn Pipeline on raw Telco fields). "
+    "Customer churn classifier (sklearn Pipeline on the raw fields of its data contract, "
+    "`contract/contract.yaml` of each run). "
     "`@champion` is served; `@challenger` is the latest gated candidate."
 )
 MODEL_CARD = "model_card.md"
@@ -33,7 +41,7 @@ def challenger_version(
     candidate_evaluation: dict[str, float],
     model_registry: ModelRegistryResource,
 ) -> dg.Output[str]:
-    """A new registered model version with lineage tags, aliased `@challenger`."""
+    """A new registered model version with lineage and contract tags, aliased `@challenger`."""
     registry = model_registry.open()
     registry.ensure_model(MODEL_DESCRIPTION)
     version = registry.register(
@@ -52,6 +60,7 @@ def challenger_version(
         metadata={
             "model": registry.model_name,
             "version": version,
+            **churn_candidate.run.contract_tags,
             "mlflow_model_version": dg.MetadataValue.url(registry.version_url(version)),
         },
     )
@@ -67,13 +76,20 @@ def champion_version(
     customer_source: CustomerSource,
     model_registry: ModelRegistryResource,
     gate_policy: GatePolicy,
+    contract: DataContractResource,
 ) -> dg.Output[str]:
     """The promotion gate: the challenger must beat the champion (re-scored on this holdout)
-    significantly, and lose no more than the tolerance on any slice. The gate report and the
-    model card go to the challenger's MLflow run."""
+    significantly, and lose no more than the tolerance on any slice; a champion trained on
+    another data contract is not compared. The gate report and the model card go to the
+    challenger's MLflow run."""
+    data_contract = contract.load()
     registry = model_registry.open()
     verdict = judge_versions(
-        registry, challenger_version, customer_split.holdout, gate_policy.rules()
+        registry,
+        challenger_version,
+        customer_split.holdout,
+        gate_policy.rules(data_contract),
+        data_contract,
     )
     report = verdict.report
     context.log.info(f"gate: {report.decision}: {report.reason}")
@@ -85,6 +101,7 @@ def champion_version(
         customer_split,
         data_source(customer_source),
         verdict,
+        data_contract,
     )
     registry.log_text(churn_candidate.run.run_id, render_model_card(card), MODEL_CARD)
     registry.tag_version(challenger_version, {"model_card": MODEL_CARD})
@@ -124,6 +141,7 @@ def model_card(
     split: Split,
     source: str,
     verdict: GateVerdict,
+    contract: Contract,
 ) -> ModelCard:
     """Everything the run knows about the version, for people deciding whether to trust it."""
     report = verdict.report
@@ -158,4 +176,5 @@ def model_card(
         slice_table=report.slice_rows(),
         slice_min_rows=report.rules.slice_min_rows,
         gate=gate,
+        contract=ContractFacts.from_contract(contract),
     )

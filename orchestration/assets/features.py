@@ -3,32 +3,33 @@
 import dagster as dg
 import pandas as pd
 
-from churnops.contract import RAW_COLUMNS, TARGET_COLUMN, TARGET_POSITIVE
 from churnops.data.cleaning import clean_customers as clean
 from churnops.data.fingerprint import frame_fingerprint
 from churnops.data.split import Split, stratified_split
 from orchestration.metadata import frame_preview, platform_asset
-from orchestration.resources import CustomerSource, TrainingPolicy
+from orchestration.resources import CustomerSource, DataContractResource, TrainingPolicy
 
 FEATURES = "features"
 
 
 @platform_asset(FEATURES, "pandas")
 def clean_customers(
-    raw_customers: pd.DataFrame, customer_source: CustomerSource
+    raw_customers: pd.DataFrame, customer_source: CustomerSource, contract: DataContractResource
 ) -> dg.Output[pd.DataFrame]:
     """Contract-typed customers; a row that breaks the contract fails the run, naming it."""
-    result = clean(raw_customers, customer_source.name)
+    data_contract = contract.load()
+    result = clean(raw_customers, customer_source.name, data_contract)
     frame = result.frame
+    churned = frame[data_contract.target.name]
     return dg.Output(
         frame,
         metadata={
             "dagster/row_count": len(frame),
             "duplicates_dropped": result.duplicates_dropped,
-            "churn_rate": round(float((frame[TARGET_COLUMN] == TARGET_POSITIVE).mean()), 4),
+            "churn_rate": round(float(churned.mean()), 4) if len(frame) else 0.0,
             "fingerprint": frame_fingerprint(frame),
             "dagster/column_schema": dg.TableSchema(
-                columns=[dg.TableColumn(c, str(frame[c].dtype)) for c in RAW_COLUMNS]
+                columns=[dg.TableColumn(c, str(frame[c].dtype)) for c in data_contract.columns]
             ),
             "preview": frame_preview(frame),
         },
@@ -37,10 +38,15 @@ def clean_customers(
 
 @platform_asset(FEATURES, "pandas")
 def customer_split(
-    clean_customers: pd.DataFrame, training_policy: TrainingPolicy
+    clean_customers: pd.DataFrame,
+    training_policy: TrainingPolicy,
+    contract: DataContractResource,
 ) -> dg.Output[Split]:
     """Stratified, seeded train/holdout split; both models in a gate decision use this holdout."""
     split = stratified_split(
-        clean_customers, training_policy.holdout_fraction, training_policy.seed
+        clean_customers,
+        contract.load(),
+        training_policy.holdout_fraction,
+        training_policy.seed,
     )
     return dg.Output(split, metadata=split.summary())

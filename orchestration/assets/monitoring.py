@@ -10,7 +10,13 @@ from churnops.monitoring import prediction_store as store
 from churnops.monitoring.drift import DriftReport, build_report, decide_retrain
 from orchestration.metadata import figure_markdown, platform_asset
 from orchestration.plots import drift_figure
-from orchestration.resources import ModelRegistryResource, MonitorPolicy, PredictionStore
+from orchestration.resources import (
+    DataContractResource,
+    ModelRegistryResource,
+    MonitorPolicy,
+    PredictionStore,
+)
+from registry.promotion import contract_mismatch
 
 MONITORING = "monitoring"
 
@@ -43,10 +49,15 @@ def drift_report(
     prediction_store: PredictionStore,
     model_registry: ModelRegistryResource,
     monitor_policy: MonitorPolicy,
+    contract: DataContractResource,
 ) -> dg.MaterializeResult:
-    """Per-feature PSI + KS/chi-square, score drift and live AUC/Brier by model version."""
+    """Per-feature PSI + KS/chi-square (the contract's features), score drift and live
+    AUC/Brier by model version."""
+    data_contract = contract.load()
     until = config.until_ts or time.time()
-    window = store.read_predictions(prediction_store.engine(), config.since_ts, until)
+    window = store.read_predictions(
+        prediction_store.engine(), config.since_ts, until, contract=data_contract
+    )
     if window.empty:
         raise dg.Failure(
             f"no predictions between {config.since_ts} and {until}", allow_retries=False
@@ -55,8 +66,12 @@ def drift_report(
     champion = registry.champion()
     if champion is None or champion.run_id is None:
         raise dg.Failure("no champion with a training run to compare against", allow_retries=False)
+    mismatch = contract_mismatch(champion, data_contract)
+    if mismatch is not None:
+        raise dg.Failure(f"cannot report drift: {mismatch}", allow_retries=False)
     thresholds = monitor_policy.thresholds()
-    report = build_report(registry.load_reference(champion.run_id), window, thresholds)
+    reference = registry.load_reference(champion.run_id)
+    report = build_report(reference, window, thresholds, contract=data_contract)
     decision = decide_retrain(report, thresholds)
     figure = drift_figure(report)
     try:

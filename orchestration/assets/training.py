@@ -22,7 +22,7 @@ from orchestration.config import TrainConfig
 from orchestration.metadata import figure_markdown, platform_asset
 from orchestration.plots import evaluation_figures, importance_figure, reliability_figure
 from orchestration.provenance import git_revision
-from orchestration.resources import ModelRegistryResource, TrainingPolicy
+from orchestration.resources import DataContractResource, ModelRegistryResource, TrainingPolicy
 from registry.interface import LoggedRun, ModelRegistry
 
 TRAINING = "training"
@@ -105,16 +105,23 @@ def churn_candidate(
     customer_split: Split,
     model_registry: ModelRegistryResource,
     training_policy: TrainingPolicy,
+    contract: DataContractResource,
 ) -> dg.Output[TrainedCandidate]:
     """An sklearn Pipeline (preprocessing + estimator, calibrated when CV says it helps) chosen
-    by cross-validation on the training split, tuned if budgeted, and logged as an MLflow run."""
+    by cross-validation on the training split, tuned if budgeted, and logged as an MLflow run
+    with the data contract it was trained on."""
+    data_contract = contract.load()
     policy = training_policy.candidate_policy()
     context.log.info(
         f"choosing among {', '.join(recipes.candidates(policy.recipe))} by {policy.folds}-fold "
         f"CV on {len(customer_split.train):,} rows"
     )
     report = fit_candidate(
-        customer_split.train, policy, params_for=config.params_for, log=context.log.info
+        customer_split.train,
+        policy,
+        contract=data_contract,
+        params_for=config.params_for,
+        log=context.log.info,
     )
     params = recipes.run_params(report.params, training_policy.seed)
     split_summary = customer_split.summary()
@@ -138,6 +145,7 @@ def churn_candidate(
             "data.fingerprint": split_summary["train_fingerprint"],
             "data.holdout_fingerprint": split_summary["holdout_fingerprint"],
         },
+        contract=data_contract,
         datasets={"training": customer_split.train, "holdout": customer_split.holdout},
     )
     reliability = reliability_figure(report.calibration)
@@ -161,6 +169,8 @@ def churn_candidate(
             "mlflow_run": dg.MetadataValue.url(url),
             "model_uri": logged.model_uri,
             "train_rows": len(customer_split.train),
+            "contract": data_contract.dataset,
+            "contract_fingerprint": data_contract.fingerprint,
         },
     )
 
@@ -171,16 +181,18 @@ def candidate_evaluation(
     customer_split: Split,
     model_registry: ModelRegistryResource,
     training_policy: TrainingPolicy,
+    contract: DataContractResource,
 ) -> dg.Output[dict[str, float]]:
     """Holdout ROC AUC, PR AUC, F1, Brier and plots, logged to the candidate's MLflow run,
     plus the monitoring reference (holdout features and scores)."""
+    data_contract = contract.load()
     holdout = customer_split.holdout
-    scores = scoring.churn_probability(churn_candidate.pipeline, holdout)
-    evaluation = evaluate_scores(scoring.labels(holdout), scores)
+    scores = scoring.churn_probability(churn_candidate.pipeline, holdout, data_contract)
+    evaluation = evaluate_scores(scoring.labels(holdout, data_contract), scores)
     figures = evaluation_figures(evaluation)
     importance = field_importance(
         churn_candidate.pipeline,
-        scoring.features(holdout),
+        scoring.features(holdout, data_contract),
         evaluation.y_true,
         training_policy.seed,
     )
@@ -191,7 +203,8 @@ def candidate_evaluation(
     registry.log_metrics_and_figures(run_id, evaluation.metrics, figures)
     for figure in figures.values():
         plt.close(figure)
-    registry.log_reference(run_id, reference_sample(holdout, scores, training_policy.seed))
+    reference = reference_sample(holdout, scores, training_policy.seed, contract=data_contract)
+    registry.log_reference(run_id, reference)
     url = registry.run_url(churn_candidate.run)
     return dg.Output(
         evaluation.metrics,

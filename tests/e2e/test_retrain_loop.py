@@ -10,12 +10,15 @@ import httpx
 import pytest
 from mlflow.tracking import MlflowClient
 
-from churnops.contract import example_record
+from churnops.contract import telco_contract
 from launcher.simulator import simulate
 from registry.mlflow_registry import MlflowModelRegistry
 from tests.e2e.stack import RunningStack, start_stack
 
 pytestmark = pytest.mark.e2e
+
+TELCO = telco_contract()
+example_record = TELCO.example_record
 
 RETRAIN_JOB = "retrain_on_drift"
 
@@ -45,7 +48,7 @@ def test_drift_triggers_one_retrain_and_serving_follows(tmp_path: Path) -> None:
         served = httpx.post(f"{stack.bento}/predict", json={"customer": example_record()})
         assert served.json()["model_version"] == first
 
-        stable = simulate(stack.bento, 3000, seed=11, batch_size=500)
+        stable = simulate(stack.bento, 3000, contract=TELCO, seed=11, batch_size=500)
         assert stable.errors == 0 and stable.predictions == 3000
         skip = wait_for(
             lambda: next(
@@ -63,7 +66,7 @@ def test_drift_triggers_one_retrain_and_serving_follows(tmp_path: Path) -> None:
         assert f"vs champion v{first}" in skip["skipReason"]
         assert stack.runs(RETRAIN_JOB) == []
 
-        drifted = simulate(stack.bento, 4000, seed=12, batch_size=500, drifted=True)
+        drifted = simulate(stack.bento, 4000, contract=TELCO, seed=12, batch_size=500, drifted=True)
         assert drifted.errors == 0 and drifted.labels_sent == 4000
         run = wait_for(lambda: stack.runs(RETRAIN_JOB), 120, "the retraining run", stack)[0]
         tags = {tag["key"]: tag["value"] for tag in run["tags"]}

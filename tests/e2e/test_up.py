@@ -7,10 +7,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from churnops.contract import example_record
+from churnops.contract import telco_contract
 from tests.e2e.stack import start_stack
 
 pytestmark = pytest.mark.e2e
+
+TELCO = telco_contract()
+example_record = TELCO.example_record
 
 
 def test_up_serves_the_champion_and_stops_cleanly(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """A broken or incompatible version promoted to `@champion` is refused by a real Bento server:
 the old champion keeps answering every request, and `GET /model` names the refused version
-and why."""
+and why: one trained on another data contract, one that cannot score the contract's records,
+one whose artifact is garbage."""
 
 from __future__ import annotations
 
@@ -13,9 +14,13 @@ import httpx
 import mlflow.sklearn
 import pandas as pd
 import pytest
+from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder
 
-from churnops.contract import example_record
+from churnops.contract import parse_contract, telco_contract
+from registry.interface import contract_tags
 from registry.mlflow_registry import MlflowModelRegistry
 from tests.conftest import BentoServer, start_bento, wait_ready
 from tests.integration.pipeline import materialize_pipeline
@@ -24,6 +29,20 @@ pytestmark = pytest.mark.integration
 
 MODEL = "churn-broken-versions"
 EXPERIMENT = "churn-broken-versions"
+TELCO = telco_contract()
+EXAMPLE = TELCO.example_record()
+# Another dataset's contract: a version trained on it must never answer Telco requests.
+GYM = parse_contract(
+    {
+        "dataset": "gym-members",
+        "target": {"name": "left", "positive": [1], "negative": [0]},
+        "features": [
+            {"name": "visits", "kind": "numeric"},
+            {"name": "club", "kind": "categorical"},
+        ],
+    },
+    "test",
+)
 
 
 class Traffic:
@@ -38,7 +57,7 @@ class Traffic:
     def _run(self) -> None:
         with httpx.Client(base_url=self.url, timeout=30) as http:
             while not self._stop.is_set():
-                response = http.post("/predict", json={"customer": example_record()})
+                response = http.post("/predict", json={"customer": EXAMPLE})
                 version = response.json().get("model_version") if response.is_success else None
                 self.seen[(response.status_code, version)] += 1
 
@@ -51,12 +70,23 @@ class Traffic:
         self._thread.join(timeout=60)
 
 
+def _other_contract_version(registry: MlflowModelRegistry) -> str:
+    """A sound model of another dataset, registered with that dataset's contract."""
+    frame = pd.DataFrame({"visits": [1.0, 9.0, 2.0, 8.0], "club": ["a", "b", "a", "b"]})
+    encode = ColumnTransformer([("club", OneHotEncoder(), ["club"])], remainder="passthrough")
+    model = Pipeline([("preprocess", encode), ("model", LogisticRegression())])
+    model.fit(frame, [0, 1, 0, 1])
+    run = registry.log_candidate("gym", model, {}, {}, contract=GYM)
+    return registry.register(run, {"test": "other contract"})
+
+
 def _incompatible_version(registry: MlflowModelRegistry) -> str:
-    """A valid sklearn model trained on other columns: it loads but cannot score a contract
-    record."""
+    """A valid sklearn model trained on other columns but tagged with the Telco contract: it
+    loads but cannot score a contract record."""
     frame = pd.DataFrame({"age_days": [1.0, 2.0, 3.0, 4.0], "spend": [9.0, 1.0, 8.0, 2.0]})
     model = LogisticRegression().fit(frame, [0, 1, 0, 1])
-    return registry.register(registry.log_candidate("incompatible", model, {}, {}), {"test": "x"})
+    run = registry.log_candidate("incompatible", model, {}, {}, contract=TELCO)
+    return registry.register(run, {"test": "x"})
 
 
 def _corrupted_version(registry: MlflowModelRegistry, tmp_path: Path) -> str:
@@ -70,7 +100,9 @@ def _corrupted_version(registry: MlflowModelRegistry, tmp_path: Path) -> str:
     run_id = client.create_run(experiment_id, run_name="corrupted").info.run_id
     client.log_artifacts(run_id, str(folder), "model")
     client.set_terminated(run_id)
-    mv = client.create_model_version(MODEL, source=f"runs:/{run_id}/model", run_id=run_id)
+    mv = client.create_model_version(
+        MODEL, source=f"runs:/{run_id}/model", run_id=run_id, tags=contract_tags(TELCO)
+    )
     return str(mv.version)
 
 
@@ -97,6 +129,20 @@ def test_broken_champions_are_refused_and_the_old_one_keeps_serving(
     try:
         wait_ready(server)
         with Traffic(server.url) as traffic:
+            other = _other_contract_version(registry)
+            registry.promote(other, "test: trained on another contract")
+            status = _wait_refused(server, other)
+            assert "trained on contract 'gym-members'" in status["refused_reason"]
+            assert (
+                f"serves contract 'telco-churn' (fingerprint {TELCO.fingerprint})"
+                in (status["refused_reason"])
+            )
+            assert status["contract"] == {
+                "dataset": "telco-churn",
+                "fingerprint": TELCO.fingerprint,
+            }
+            assert status["model_version"] == good and status["degraded"]
+
             incompatible = _incompatible_version(registry)
             registry.promote(incompatible, "test: trained on other columns")
             status = _wait_refused(server, incompatible)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
+from churnops.contract import telco_contract
 from churnops.data.cleaning import clean_customers
 from churnops.data.synthetic import generate_customers
 from churnops.model import recipes
@@ -15,6 +16,7 @@ from tests.conftest import free_port
 pytestmark = pytest.mark.integration
 
 MODEL = "churn-cli"
+TELCO = telco_contract()
 
 
 @pytest.fixture
@@ -25,8 +27,9 @@ def env(monkeypatch: pytest.MonkeyPatch, mlflow_uri: str) -> MlflowModelRegistry
 
 
 def test_rollback_command_moves_champion_back_and_status_shows_history(env) -> None:
-    frame = clean_customers(generate_customers(2_000, seed=8), "synthetic").frame
-    logged = env.log_candidate("lr", recipes.train(frame, "logistic_regression", seed=0), {}, {})
+    frame = clean_customers(generate_customers(2_000, seed=8), "synthetic", TELCO).frame
+    model = recipes.train(frame, "logistic_regression", seed=0, contract=TELCO)
+    logged = env.log_candidate("lr", model, {}, {}, contract=TELCO)
     first = env.register(logged, {})
     second = env.register(logged, {})
     runner = CliRunner()
@@ -42,7 +45,8 @@ def test_rollback_command_moves_champion_back_and_status_shows_history(env) -> N
     status = runner.invoke(app, ["status"])
     assert status.exit_code == 0, status.output
     assert "rollback" in status.output and "bad metrics" in status.output
-    assert f"@champion: version {first}" in status.output
+    assert f"@champion: version {first} (trained on this contract)" in status.output
+    assert f"data contract: telco-churn (fingerprint {TELCO.fingerprint})" in status.output
     rows = {line.split("│")[1].strip(): line for line in status.output.splitlines() if "│" in line}
     assert "champion" in rows[first] and "champion" not in rows[second]
     assert "MLflow (tracking, registry, UI)" in status.output

@@ -9,11 +9,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from churnops.contract import example_record
+from churnops.contract import telco_contract
 from tests.conftest import restartable_mlflow, start_bento, wait_ready
 from tests.integration.pipeline import materialize_pipeline
 
 pytestmark = pytest.mark.integration
+
+TELCO = telco_contract()
+example_record = TELCO.example_record
 
 MODEL = "churn-faults"
 

@@ -14,12 +14,15 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from churnops.contract import example_record
+from churnops.contract import telco_contract
 from serving.service import MAX_BATCH
 from tests.conftest import start_bento, wait_ready
 from tests.integration.pipeline import materialize_pipeline
 
 pytestmark = pytest.mark.integration
+
+TELCO = telco_contract()
+example_record = TELCO.example_record
 
 MODEL = "churn-fuzz"
 PATHS = ["/predict", "/predict_batch", "/feedback"]

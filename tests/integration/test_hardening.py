@@ -8,11 +8,14 @@ import secrets
 import httpx
 import pytest
 
-from churnops.contract import example_record
+from churnops.contract import telco_contract
 from tests.conftest import start_bento, wait_ready
 from tests.integration.pipeline import materialize_pipeline
 
 pytestmark = pytest.mark.integration
+
+TELCO = telco_contract()
+example_record = TELCO.example_record
 
 MODEL = "churn-hardening"
 TOKEN = secrets.token_urlsafe(16)  # made per run: no secret in git

@@ -14,7 +14,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from launcher.stack import REPO_ROOT
-from registry.interface import CHALLENGER, CHAMPION
+from registry.interface import (
+    CHALLENGER,
+    CHAMPION,
+    CONTRACT_DATASET_TAG,
+    CONTRACT_FINGERPRINT_TAG,
+)
 from registry.mlflow_registry import MlflowModelRegistry
 from tests.conftest import BIN
 from tests.integration.pipeline import materialize_pipeline
@@ -25,6 +30,7 @@ MODEL = "churn-killed-training"
 EXPERIMENT = "churn-killed-training"
 # What challenger_version writes with the version, in the same create call.
 LINEAGE_TAGS = {"dagster.run_id", "data.fingerprint", "git.revision", "recipe", "holdout.roc_auc"}
+LINEAGE_TAGS |= {CONTRACT_FINGERPRINT_TAG, CONTRACT_DATASET_TAG}
 
 
 @pytest.fixture(scope="module")

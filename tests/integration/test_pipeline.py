@@ -5,10 +5,18 @@ from __future__ import annotations
 import json
 
 import httpx
+import mlflow.artifacts
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
-from registry.interface import RegistryError
+from churnops.contract import dump_contract, telco_contract
+from registry.interface import (
+    CONTRACT_ARTIFACT,
+    CONTRACT_DATASET_TAG,
+    CONTRACT_FINGERPRINT_TAG,
+    RegistryError,
+)
 from registry.mlflow_registry import MlflowModelRegistry
 from registry.promotion import REPORT_MARKDOWN, load_report
 from tests.integration.pipeline import materialization_metadata, materialize_pipeline
@@ -27,9 +35,11 @@ def first_run(mlflow_uri: str):
     return materialize_pipeline(mlflow_uri, MODEL, synthetic_rows=50_000)
 
 
-def test_pipeline_on_50k_synthetic_rows_reaches_auc_080(first_run) -> None:
+def test_pipeline_on_50k_synthetic_rows_reaches_auc_080(first_run, figures) -> None:
     assert first_run.success
     metrics = first_run.output_for_node("candidate_evaluation")
+    recipe = first_run.output_for_node("churn_candidate").recipe
+    figures(f"holdout ROC AUC on 50k synthetic Telco rows: {metrics['roc_auc']:.4f} ({recipe})")
     assert metrics["roc_auc"] >= 0.80
     assert metrics["holdout_rows"] == 10_000
 
@@ -46,6 +56,32 @@ def test_first_model_becomes_champion_in_mlflow_rest_api(first_run, mlflow_uri: 
     assert tags["gate.decision"] == "promoted"
     assert tags["dagster.run_id"] == first_run.run_id
     assert len(tags["data.fingerprint"]) == 16
+    assert tags[CONTRACT_FINGERPRINT_TAG] == telco_contract().fingerprint
+    assert tags[CONTRACT_DATASET_TAG] == "telco-churn"
+
+
+def test_the_contract_travels_with_the_run_and_the_model(first_run, mlflow_uri: str) -> None:
+    """The run holds the contract file and its tags; the model's own folder (what a
+    `models:/` download fetches) holds it too, beside a signature built from it."""
+    contract = telco_contract()
+    champion = first_run.output_for_node("champion_version")
+    registry = _registry(mlflow_uri)
+    run_id = registry.version(champion).run_id
+    assert registry.load_text(run_id, CONTRACT_ARTIFACT) == dump_contract(contract)
+    assert registry.contract_of(champion) == contract
+    client = MlflowClient(mlflow_uri)
+    assert client.get_run(run_id).data.tags[CONTRACT_FINGERPRINT_TAG] == contract.fingerprint
+    files = mlflow.artifacts.download_artifacts(
+        artifact_uri=client.get_model_version_download_uri(MODEL, champion),
+        tracking_uri=mlflow_uri,
+    )
+    with open(f"{files}/contract.yaml", encoding="utf-8") as handle:
+        assert yaml.safe_load(handle)["dataset"] == "telco-churn"
+    with open(f"{files}/MLmodel", encoding="utf-8") as handle:
+        inputs = json.loads(yaml.safe_load(handle)["signature"]["inputs"])
+    assert [spec["name"] for spec in inputs] == list(contract.feature_names)
+    nullable = {spec["name"] for spec in inputs if not spec["required"]}
+    assert nullable == {f.name for f in contract.features if f.nullable}
 
 
 def test_mlflow_run_records_params_metrics_plots_and_lineage(first_run, mlflow_uri: str) -> None:

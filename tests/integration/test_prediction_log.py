@@ -12,12 +12,15 @@ import httpx
 import pytest
 
 from benchmarks.common import RssTimeline
-from churnops.contract import example_record
+from churnops.contract import telco_contract
 from churnops.monitoring import prediction_store
 from tests.conftest import start_bento, wait_ready
 from tests.integration.pipeline import materialize_pipeline
 
 pytestmark = pytest.mark.integration
+
+TELCO = telco_contract()
+example_record = TELCO.example_record
 
 MODEL = "churn-prediction-log"
 # Issue 3 asks for at least 20k requests; at ~50 req/s on 2 cores that is a soak of ~7 minutes.
@@ -49,10 +52,13 @@ def test_feedback_labels_join_predictions_by_request_and_customer_id(
         assert receipt.status_code == 200 and receipt.json() == {"stored": 2}
         bad = httpx.post(f"{server.url}/feedback", json={"labels": [{"Churn": "Yes"}]})
         assert bad.status_code == 400 and "request_id or customerID" in bad.text
+        maybe = {"labels": [{"request_id": ids[2], "Churn": "maybe"}]}
+        wrong = httpx.post(f"{server.url}/feedback", json=maybe)
+        assert wrong.status_code == 400 and "Churn" in wrong.json()["detail"][0]["loc"]
     finally:
         server.stop()
     engine = prediction_store.connect(f"sqlite:///{tmp_path / 'state' / 'predictions.db'}")
-    logged = prediction_store.read_predictions(engine).set_index("customerID")
+    logged = prediction_store.read_predictions(engine, contract=TELCO).set_index("customerID")
     assert logged.loc["fb-0", "Churn"] == "Yes"
     assert logged.loc["fb-1", "Churn"] == "No"
     assert logged["Churn"].isna()["fb-2"]

@@ -9,9 +9,11 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+import numpy as np
+import pandas as pd
 import pytest
 
-from churnops.contract import example_record
+from churnops.contract import derive_row_id, load_contract, telco_contract
 from churnops.data.cleaning import clean_customers
 from churnops.data.synthetic import generate_customers
 from churnops.model import recipes
@@ -20,6 +22,9 @@ from tests.conftest import start_bento, wait_ready
 from tests.integration.pipeline import materialize_pipeline
 
 pytestmark = pytest.mark.integration
+
+TELCO = telco_contract()
+example_record = TELCO.example_record
 
 MODEL = "churn-serving"
 
@@ -40,10 +45,11 @@ def bento(tmp_path_factory: pytest.TempPathFactory, mlflow_uri: str, champion: s
 
 def register_other_model(mlflow_uri: str) -> str:
     """A logistic-regression version, registered without going through the gate."""
-    frame = clean_customers(generate_customers(5_000, seed=3), "synthetic").frame
-    model = recipes.train(frame, "logistic_regression", seed=0)
+    frame = clean_customers(generate_customers(5_000, seed=3), "synthetic", TELCO).frame
+    model = recipes.train(frame, "logistic_regression", seed=0, contract=TELCO)
     registry = MlflowModelRegistry(mlflow_uri, MODEL, "serving-tests")
-    return registry.register(registry.log_candidate("lr", model, {"recipe": "lr"}, {}), {})
+    run = registry.log_candidate("lr", model, {"recipe": "lr"}, {}, contract=TELCO)
+    return registry.register(run, {})
 
 
 def test_predict_returns_probability_from_champion(bento, champion: str) -> None:
@@ -210,3 +216,112 @@ def test_pinned_model_uri_is_served_regardless_of_alias(
         assert body["model_version"] == champion
     finally:
         server.stop()
+
+
+GYM_MODEL = "gym-serving"
+GYM_CONTRACT = """\
+version: 1
+dataset: gym-members
+target: {name: left, positive: [1], negative: [0]}
+features:
+  - {name: age, kind: integer, minimum: 16, maximum: 99, example: 41}
+  - {name: has pass, kind: boolean, example: true}
+  - {name: club, kind: categorical, example: club-3}
+  - {name: plan, kind: categorical, categories: [basic, plus]}
+  - {name: visits, kind: numeric, minimum: 0, nullable: true}
+"""
+
+
+def _gym_members(rows: int, seed: int) -> pd.DataFrame:
+    """A file of the gym contract: leavers are young, pass-less and rarely visit."""
+    rng = np.random.default_rng(seed)
+    age = rng.integers(16, 99, rows)
+    has_pass = rng.random(rows) < 0.5
+    visits = rng.uniform(0, 30, rows)
+    risk = 1.5 - age / 40 - has_pass * 1.0 - visits / 10
+    left = (rng.random(rows) < 1 / (1 + np.exp(-risk))).astype(int)
+    return pd.DataFrame(
+        {
+            "age": age,
+            "has pass": np.where(has_pass, "yes", "no"),
+            "club": [f"club-{i}" for i in rng.integers(0, 30, rows)],
+            "plan": rng.choice(["basic", "plus"], rows),
+            "visits": np.where(rng.random(rows) < 0.1, np.nan, visits),
+            "left": left,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def gym_bento(tmp_path_factory: pytest.TempPathFactory, mlflow_uri: str):
+    """A server configured with a contract it has never seen: no id column, a boolean, an open
+    categorical, a 0/1 target; its champion trained on that contract."""
+    folder = tmp_path_factory.mktemp("gym")
+    path = folder / "gym.yaml"
+    path.write_text(GYM_CONTRACT)
+    contract = load_contract(path)
+    frame = clean_customers(_gym_members(3_000, seed=1), "gym.csv", contract).frame
+    model = recipes.train(frame, "hist_gradient_boosting", seed=0, contract=contract)
+    registry = MlflowModelRegistry(mlflow_uri, GYM_MODEL, "serving-tests")
+    version = registry.register(registry.log_candidate("gym", model, {}, {}, contract=contract), {})
+    registry.promote(version, "gym serving test")
+    server = start_bento(folder, mlflow_uri, GYM_MODEL, CHURNOPS_CONTRACT=str(path))
+    wait_ready(server)
+    yield server, contract, version
+    server.stop()
+
+
+def test_a_non_telco_contract_shapes_the_request_and_the_answer(gym_bento) -> None:
+    server, contract, version = gym_bento
+    record = {"age": 23, "has pass": False, "club": "a club never seen", "plan": "plus"}
+    first = httpx.post(f"{server.url}/predict", json={"customer": record})
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert body["model_version"] == version and body["churn"] in ("1", "0")
+    row = [23, False, "a club never seen", "plus", None]
+    assert body["row_id"] == derive_row_id(row)  # the id cleaning derives for this row
+    again = httpx.post(f"{server.url}/predict", json={"customer": {**record, "visits": None}})
+    assert again.json()["row_id"] == body["row_id"]
+    older = {**record, "age": 80, "has pass": True, "visits": 25.0}
+    batch = httpx.post(f"{server.url}/predict_batch", json={"customers": [record, older]})
+    scores = [p["churn_probability"] for p in batch.json()["predictions"]]
+    assert scores[0] > scores[1]  # the model learned the gym's signal
+
+    status = httpx.get(f"{server.url}/model").json()
+    assert status["contract"] == {"dataset": "gym-members", "fingerprint": contract.fingerprint}
+    spec = json.dumps(httpx.get(f"{server.url}/docs.json").json()["components"])
+    assert '"has pass"' in spec and "customerID" not in spec and "Telco" not in spec
+
+    labels = {"labels": [{"row_id": body["row_id"], "left": 1}, {"request_id": "x", "left": "0"}]}
+    assert httpx.post(f"{server.url}/feedback", json=labels).json() == {"stored": 2}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"has pass": "yes"}, "has pass"),
+        ({"plan": "gold"}, "plan"),
+        ({"age": 5}, "age"),
+        ({"club": "x" * 201}, "club"),
+        ({"customerID": "c1"}, "customerID"),
+    ],
+    ids=["boolean-as-text", "closed-category", "out-of-range", "long-category", "telco-field"],
+)
+def test_a_wrong_field_of_the_non_telco_contract_is_400_naming_it(
+    gym_bento, change: dict, field: str
+) -> None:
+    server, _, _ = gym_bento
+    record = {"age": 23, "has pass": False, "club": "club-1", "plan": "plus", **change}
+    response = httpx.post(f"{server.url}/predict", json={"customer": record})
+    assert response.status_code == 400
+    locations = [detail["loc"] for detail in response.json()["detail"]]
+    assert any(field in loc for loc in locations), locations
+
+
+def test_non_telco_feedback_with_a_wrong_label_is_400_naming_the_target(gym_bento) -> None:
+    server, _, _ = gym_bento
+    response = httpx.post(
+        f"{server.url}/feedback", json={"labels": [{"request_id": "x", "left": "maybe"}]}
+    )
+    assert response.status_code == 400
+    assert any("left" in detail["loc"] for detail in response.json()["detail"])

@@ -19,7 +19,7 @@ import httpx
 import pytest
 import sqlalchemy
 
-from churnops.contract import example_record
+from churnops.contract import telco_contract
 from churnops.monitoring import prediction_store
 from tests.conftest import BentoServer, free_port, start_bento, wait_ready
 from tests.integration.pipeline import materialize_pipeline
@@ -28,6 +28,9 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(shutil.which("initdb") is None, reason="needs PostgreSQL server binaries"),
 ]
+
+TELCO = telco_contract()
+example_record = TELCO.example_record
 
 MODEL = "churn-store-outage"
 
@@ -149,7 +152,8 @@ def test_store_outages_neither_fail_requests_nor_lose_rows(
         server.stop()
     engine = prediction_store.connect(postgres.url)
     logged = prediction_store.count_predictions(engine)
-    window = prediction_store.read_predictions(engine)  # the monitor's read, on PostgreSQL
+    # The monitor's read, on PostgreSQL.
+    window = prediction_store.read_predictions(engine, contract=TELCO)
     engine.dispose()
     figures(f"store outages: 450 answered, {logged} rows logged, log stats {stats}")
     assert stats["written"] == stats["enqueued"] == 450 and stats["dropped"] == 0

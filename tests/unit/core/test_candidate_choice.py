@@ -15,6 +15,7 @@ from sklearn.dummy import DummyClassifier
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
+from churnops.contract import Contract, telco_contract
 from churnops.data.cleaning import clean_customers
 from churnops.data.split import stratified_split
 from churnops.data.synthetic import generate_customers
@@ -33,13 +34,14 @@ from churnops.model.tuning import load_study, tune
 from churnops.settings import Settings
 
 pytestmark = pytest.mark.unit
+TELCO = telco_contract()
 
 
 class NoParams(RecipeParams):
     pass
 
 
-def _constant(params: NoParams, seed: int) -> Pipeline:
+def _constant(params: NoParams, seed: int, contract: Contract) -> Pipeline:
     return Pipeline([("model", DummyClassifier(strategy="prior"))])
 
 
@@ -62,12 +64,18 @@ def _one_openmp_thread():
 
 @pytest.fixture(scope="module")
 def split():
-    return stratified_split(clean_customers(generate_customers(2000, seed=11), "s").frame)
+    frame = clean_customers(generate_customers(2000, seed=11), "s", TELCO).frame
+    return stratified_split(frame, TELCO)
 
 
 def test_selection_picks_the_recipe_that_ranks_churners_better(split, with_constant) -> None:
     selection = select_recipe(
-        split.train, ["constant", "logistic_regression"], folds=3, seed=1, params_for=None
+        split.train,
+        ["constant", "logistic_regression"],
+        folds=3,
+        seed=1,
+        contract=TELCO,
+        params_for=None,
     )
     assert selection.best.recipe == "logistic_regression"
     table = selection.table()
@@ -87,9 +95,12 @@ def test_selection_picks_the_recipe_that_ranks_churners_better(split, with_const
 
 
 def test_cv_is_reproducible_with_the_seed_and_uses_training_rows_only(split) -> None:
-    first = cross_validate(split.train, "logistic_regression", None, folds=3, seed=4)
-    again = cross_validate(split.train, "logistic_regression", None, folds=3, seed=4)
-    other = cross_validate(split.train, "logistic_regression", None, folds=3, seed=5)
+    def run(seed: int):
+        return cross_validate(
+            split.train, "logistic_regression", None, folds=3, seed=seed, contract=TELCO
+        )
+
+    first, again, other = run(4), run(4), run(5)
     assert first.roc_auc == again.roc_auc
     np.testing.assert_array_equal(first.out_of_fold, again.out_of_fold)
     assert first.roc_auc != other.roc_auc
@@ -97,7 +108,7 @@ def test_cv_is_reproducible_with_the_seed_and_uses_training_rows_only(split) -> 
 
 
 def test_folds_are_stratified_and_need_two(split) -> None:
-    y = scoring.labels(split.train)
+    y = scoring.labels(split.train, TELCO)
     fold_of_row = stratified_folds(y, 4, seed=0)
     rates = [y[fold_of_row == fold].mean() for fold in range(4)]
     assert max(rates) - min(rates) < 0.01
@@ -125,6 +136,7 @@ def test_tuning_with_a_fixed_trial_count_is_reproducible_and_persisted(split, tm
             folds=2,
             seed=3,
             budget_seconds=600,
+            contract=TELCO,
             max_trials=4,
         )
 
@@ -143,7 +155,9 @@ def test_tuning_with_a_fixed_trial_count_is_reproducible_and_persisted(split, tm
 
 def test_tuning_stops_starting_trials_when_the_budget_is_spent(split) -> None:
     started = time.perf_counter()
-    result = tune(split.train, "logistic_regression", folds=2, seed=3, budget_seconds=1.0)
+    result = tune(
+        split.train, "logistic_regression", folds=2, seed=3, budget_seconds=1.0, contract=TELCO
+    )
     elapsed = time.perf_counter() - started
     assert len(result.trials) >= 2
     assert elapsed < 1.0 + 4.0  # the budget plus the trial running when it ran out
@@ -151,7 +165,7 @@ def test_tuning_stops_starting_trials_when_the_budget_is_spent(split) -> None:
 
 def test_a_recipe_without_a_search_space_is_not_tuned(split, with_constant) -> None:
     with pytest.raises(ValueError, match="declares no search space"):
-        tune(split.train, "constant", folds=2, seed=0, budget_seconds=1)
+        tune(split.train, "constant", folds=2, seed=0, budget_seconds=1, contract=TELCO)
 
 
 def _bernoulli(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -184,9 +198,11 @@ def model_params() -> HistGradientBoostingParams:
 
 
 def _calibrated_boosting(split, method: str) -> Pipeline:
-    unfitted = recipes.build_pipeline("hist_gradient_boosting", model_params(), seed=0)
+    unfitted = recipes.build_pipeline(
+        "hist_gradient_boosting", model_params(), seed=0, contract=TELCO
+    )
     model = with_calibration(unfitted, method, folds=3)
-    return model.fit(scoring.features(split.train), scoring.labels(split.train))
+    return model.fit(scoring.features(split.train, TELCO), scoring.labels(split.train, TELCO))
 
 
 @pytest.mark.parametrize("method", ["sigmoid", "isotonic"])
@@ -201,18 +217,20 @@ def test_a_calibrated_model_is_a_pipeline_with_reviewed_types(split, method: str
 
 def test_the_fast_scorer_serves_a_calibrated_boosting_pipeline(split, monkeypatch) -> None:
     model = _calibrated_boosting(split, "isotonic")
-    holdout = scoring.features(split.holdout).copy()
+    holdout = scoring.features(split.holdout, TELCO).copy()
     holdout.loc[holdout.index[::7], "TotalCharges"] = np.nan
-    rows = scoring.frame_to_rows(holdout)
-    score = scoring.scorer(model, rows[:50])
-    expected = scoring.churn_probability(model, holdout)
+    rows = scoring.frame_to_rows(holdout, TELCO)
+    score = scoring.scorer(model, rows[:50], TELCO)
+    expected = scoring.churn_probability(model, holdout, TELCO)
     calls: list[int] = []
     original = model.predict_proba
     monkeypatch.setattr(model, "predict_proba", lambda frame: calls.append(1) or original(frame))
     np.testing.assert_allclose(score(rows), expected, rtol=0, atol=1e-12)
     assert calls == []  # the direct path, not the pipeline
-    plain = recipes.train(split.train, "hist_gradient_boosting", model_params(), seed=0)
-    assert not np.allclose(expected, scoring.churn_probability(plain, holdout))  # calibrated
+    plain = recipes.train(
+        split.train, "hist_gradient_boosting", model_params(), seed=0, contract=TELCO
+    )
+    assert not np.allclose(expected, scoring.churn_probability(plain, holdout, TELCO))
 
 
 def test_fit_candidate_selects_tunes_calibrates_and_fits(split, monkeypatch) -> None:
@@ -222,12 +240,13 @@ def test_fit_candidate_selects_tunes_calibrates_and_fits(split, monkeypatch) -> 
     policy = CandidatePolicy(
         recipe=AUTO, folds=2, seed=0, tuning_budget_seconds=600, tuning_max_trials=2
     )
-    report = fit_candidate(split.train, policy, log=lines.append)
+    report = fit_candidate(split.train, policy, log=lines.append, contract=TELCO)
     assert report.recipe == "logistic_regression"
     assert [row["recipe"] for row in report.selection.rows()] == ["logistic_regression", "constant"]
     assert report.tuning is not None and len(report.tuning.trials) == 2
     assert report.cv.roc_auc_mean >= report.selection.best.roc_auc_mean - 1e-12
-    assert report.pipeline.predict_proba(scoring.features(split.holdout)).shape[1] == 2
+    holdout = scoring.features(split.holdout, TELCO)
+    assert report.pipeline.predict_proba(holdout).shape[1] == 2
     assert {"cv_roc_auc", "cv_brier_none", "cv_brier_sigmoid", "tuning_trials"} <= set(
         report.metrics()
     )
@@ -237,7 +256,7 @@ def test_fit_candidate_selects_tunes_calibrates_and_fits(split, monkeypatch) -> 
 
 def test_a_pinned_recipe_cross_validates_only_itself(split) -> None:
     policy = CandidatePolicy(recipe="logistic_regression", folds=2, seed=0)
-    report = fit_candidate(split.train, policy)
+    report = fit_candidate(split.train, policy, contract=TELCO)
     assert [row["recipe"] for row in report.selection.rows()] == ["logistic_regression"]
     assert report.tuning is None
     assert "tuning_trials" not in report.metrics()

@@ -1,4 +1,4 @@
-"""The data contract, the request schema derived from it, file reading and cleaning."""
+"""The Telco demo data, file reading and cleaning under the default (Telco) contract."""
 
 from __future__ import annotations
 
@@ -8,50 +8,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from pydantic import ValidationError
 
-from churnops.contract import FEATURE_NAMES, RAW_COLUMNS, ContractError, example_record
+from churnops.contract import ContractError, telco_contract
+from churnops.data import quality
 from churnops.data.cleaning import clean_customers
 from churnops.data.sources import read_customer_file
 from churnops.data.synthetic import DriftSpec, generate_customers
-from churnops.model.scoring import rows_to_frame
-from churnops.records import CustomerRecord, records_to_rows
+from churnops.model.scoring import frame_to_rows, rows_to_frame
 
 pytestmark = pytest.mark.unit
+TELCO = telco_contract()
 
 
-def _error_fields(**changes: object) -> set[str]:
-    record = {**example_record(), **changes}
-    record = {k: v for k, v in record.items() if v is not ...}
-    with pytest.raises(ValidationError) as info:
-        CustomerRecord(**record)
-    return {str(error["loc"][0]) for error in info.value.errors()}
-
-
-def test_example_record_is_valid_and_blank_total_charges_allowed() -> None:
-    assert CustomerRecord(**example_record()).tenure == example_record()["tenure"]
-    assert CustomerRecord(**{**example_record(), "TotalCharges": None}).TotalCharges is None
-
-
-@pytest.mark.parametrize(
-    ("changes", "field"),
-    [
-        ({"tenure": ...}, "tenure"),
-        ({"tenure": "twelve"}, "tenure"),
-        ({"gender": "X"}, "gender"),
-        ({"SeniorCitizen": 2}, "SeniorCitizen"),
-        ({"shoe_size": 44}, "shoe_size"),
-    ],
-)
-def test_bad_records_name_the_offending_field(changes: dict, field: str) -> None:
-    assert _error_fields(**changes) == {field}
-
-
-def test_records_to_frame_keeps_contract_order_and_nan_for_blank() -> None:
-    record = CustomerRecord(**{**example_record(), "TotalCharges": None})
-    frame = rows_to_frame(records_to_rows([record]))
-    assert tuple(frame.columns) == FEATURE_NAMES
+def test_rows_to_frame_keeps_contract_order_and_nan_for_blank() -> None:
+    example = TELCO.example_record()
+    row = [example[name] for name in TELCO.feature_names]
+    row[TELCO.feature_names.index("TotalCharges")] = None
+    frame = rows_to_frame([row], TELCO)
+    assert tuple(frame.columns) == TELCO.feature_names
     assert math.isnan(frame.loc[0, "TotalCharges"])
+    assert frame_to_rows(frame, TELCO) == [row]
 
 
 def test_generator_is_deterministic_per_seed() -> None:
@@ -61,7 +37,7 @@ def test_generator_is_deterministic_per_seed() -> None:
 
 def test_generator_has_a_realistic_signal_and_blank_totals_for_new_customers() -> None:
     frame = generate_customers(20_000, seed=1)
-    assert len(frame) == 20_000 and tuple(frame.columns) == RAW_COLUMNS
+    assert len(frame) == 20_000 and tuple(frame.columns) == TELCO.columns
     assert 0.15 < (frame["Churn"] == "Yes").mean() < 0.45
     month_to_month = frame["Contract"] == "Month-to-month"
     churn = frame["Churn"] == "Yes"
@@ -90,13 +66,35 @@ def _telco_csv(path: Path, rows: int = 50) -> Path:
     return path
 
 
+def test_a_byte_order_mark_from_a_spreadsheet_export_is_not_part_of_the_first_header(
+    tmp_path: Path,
+) -> None:
+    path = _telco_csv(tmp_path / "telco.csv")
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    raw = read_customer_file(path)
+    assert raw.columns[0] == "customerID"
+    assert len(clean_customers(raw, str(path), TELCO).frame) == len(raw)
+
+
 def test_telco_style_csv_cleans_to_typed_columns(tmp_path: Path) -> None:
     raw = read_customer_file(_telco_csv(tmp_path / "telco.csv"))
-    clean = clean_customers(raw, "telco.csv").frame
+    clean = clean_customers(raw, "telco.csv", TELCO).frame
     assert clean["tenure"].dtype == np.int64
     assert clean["MonthlyCharges"].dtype == np.float64
     assert isinstance(clean["Contract"].dtype, pd.CategoricalDtype)
+    assert clean["Churn"].dtype == np.int8 and set(clean["Churn"]) == {0, 1}
     assert math.isnan(clean.loc[0, "TotalCharges"])
+    for rule in (quality.schema_matches, quality.no_unexpected_nulls, quality.values_in_range):
+        assert rule(clean, TELCO).passed, rule.__name__
+
+
+def test_the_lower_case_telco_header_variant_cleans_like_the_original(tmp_path: Path) -> None:
+    original = read_customer_file(_telco_csv(tmp_path / "telco.csv"))
+    lower = original.rename(columns=str.lower)
+    lower["contract"] = lower["contract"].str.upper()  # values match case-insensitively too
+    lower["extra notes"] = "ignored"
+    expected = clean_customers(original, "telco.csv", TELCO).frame
+    pd.testing.assert_frame_equal(clean_customers(lower, "lower.csv", TELCO).frame, expected)
 
 
 def test_csv_errors_name_file_line_and_column(tmp_path: Path) -> None:
@@ -104,14 +102,18 @@ def test_csv_errors_name_file_line_and_column(tmp_path: Path) -> None:
     raw = read_customer_file(path)
     raw.loc[2, "tenure"] = "abc"
     with pytest.raises(ContractError, match=r"bad\.csv: column 'tenure' line 4"):
-        clean_customers(raw, str(path))
+        clean_customers(raw, str(path), TELCO)
     raw = read_customer_file(path).drop(columns=["Contract"])
     with pytest.raises(ContractError, match=r"missing column.*Contract"):
-        clean_customers(raw, str(path))
+        clean_customers(raw, str(path), TELCO)
     raw = read_customer_file(path)
     raw.loc[0, "PaymentMethod"] = "Bitcoin"
     with pytest.raises(ContractError, match="'PaymentMethod' line 2"):
-        clean_customers(raw, str(path))
+        clean_customers(raw, str(path), TELCO)
+    raw = read_customer_file(path)
+    raw.loc[5, "Churn"] = "Maybe"
+    with pytest.raises(ContractError, match=r"column 'Churn' line 7: must be one of"):
+        clean_customers(raw, str(path), TELCO)
 
 
 @pytest.mark.parametrize(
@@ -126,7 +128,7 @@ def test_huge_fields_fail_naming_file_line_and_column_briefly(
     raw.loc[1, column] = "9" * 5_000_000
     raw.to_csv(path, index=False)
     with pytest.raises(ContractError, match=rf"huge\.csv: column '{column}' line 3") as info:
-        clean_customers(read_customer_file(path), str(path))
+        clean_customers(read_customer_file(path), str(path), TELCO)
     assert message in str(info.value)
     assert len(str(info.value)) < 1_000
 
@@ -153,5 +155,6 @@ def test_parquet_round_trip_and_duplicates_dropped(tmp_path: Path) -> None:
     frame = generate_customers(200, seed=4)
     frame = pd.concat([frame, frame.iloc[:5]], ignore_index=True)
     frame.to_parquet(tmp_path / "c.parquet")
-    result = clean_customers(read_customer_file(tmp_path / "c.parquet"), "c.parquet")
+    result = clean_customers(read_customer_file(tmp_path / "c.parquet"), "c.parquet", TELCO)
     assert len(result.frame) == 200 and result.duplicates_dropped == 5
+    assert quality.unique_customer_ids(result.frame, TELCO).passed

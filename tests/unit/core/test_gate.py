@@ -10,10 +10,12 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from churnops.contract import telco_contract
 from churnops.model.gate import GateRules, delong_test, judge_challenger, roc_auc
 from churnops.model.slices import SliceSpec
 
 pytestmark = pytest.mark.unit
+TELCO = telco_contract()
 
 RULES = GateRules(min_auc=0.6, margin=0.002, alpha=0.05)
 
@@ -28,7 +30,7 @@ def _scores(y: np.ndarray, noise: float, seed: int) -> np.ndarray:
 
 
 def _holdout(y: np.ndarray, **columns: object) -> pd.DataFrame:
-    return pd.DataFrame({"Churn": np.where(y == 1, "Yes", "No"), **columns})
+    return pd.DataFrame({TELCO.target.name: y.astype(np.int8), **columns})
 
 
 def test_auc_matches_sklearn_with_ties() -> None:
@@ -55,7 +57,7 @@ def test_a_tiny_gain_on_a_small_holdout_is_not_significant() -> None:
     assert 0.002 < result.diff < 0.005
     assert result.p_value > 0.05
     assert result.ci_low < 0 < result.ci_high
-    report = judge_challenger(_holdout(y), challenger, champion, RULES)
+    report = judge_challenger(_holdout(y), challenger, champion, RULES, TELCO)
     assert not report.promote
     assert report.summary == "not significantly better"
     assert "does not beat champion" in report.reason
@@ -68,7 +70,7 @@ def test_a_large_gain_on_a_large_holdout_is_significant() -> None:
     assert result.diff > 0.1
     assert result.p_value < 1e-6
     assert result.ci_low > 0.002
-    report = judge_challenger(_holdout(y), good, noisy, RULES)
+    report = judge_challenger(_holdout(y), good, noisy, RULES, TELCO)
     assert report.promote
     assert report.reason.startswith(f"challenger AUC {result.challenger_auc:.4f} beats champion")
 
@@ -106,13 +108,13 @@ def test_delong_refuses_a_holdout_without_two_of_each_class() -> None:
 def test_the_first_model_only_needs_the_minimum() -> None:
     y = _labels(500, 16)
     weak = _scores(y, 1.0, 17)
-    first = judge_challenger(_holdout(y), weak, None, RULES)
+    first = judge_challenger(_holdout(y), weak, None, RULES, TELCO)
     assert first.promote and first.comparison is None
     assert first.reason == f"no champion yet; challenger AUC {first.challenger_auc:.4f} >= 0.6"
     assert first.p_value_text() == "n/a (no champion)"
-    below = judge_challenger(_holdout(y), _scores(y, 20.0, 18), None, RULES)
+    below = judge_challenger(_holdout(y), _scores(y, 20.0, 18), None, RULES, TELCO)
     assert not below.promote and "is below minimum 0.6" in below.reason
-    broken = judge_challenger(_holdout(y), np.full(len(y), np.nan), weak, RULES)
+    broken = judge_challenger(_holdout(y), np.full(len(y), np.nan), weak, RULES, TELCO)
     assert not broken.promote
     assert broken.reason == "challenger AUC is not a number (nan)"
 
@@ -133,7 +135,7 @@ def _two_segment_holdout(small_rows: int) -> tuple[pd.DataFrame, np.ndarray, np.
 def test_a_challenger_better_overall_but_worse_on_a_slice_is_kept_out() -> None:
     holdout, challenger, champion = _two_segment_holdout(small_rows=400)
     rules = GateRules(0.6, 0.002, 0.05, (SliceSpec.parse("Contract"),), 200, 0.02)
-    report = judge_challenger(holdout, challenger, champion, rules)
+    report = judge_challenger(holdout, challenger, champion, rules, TELCO)
     assert report.comparison.p_value < 1e-6  # overall, clearly and significantly better
     assert not report.promote
     assert report.summary == "worse on 1 slice"
@@ -148,7 +150,7 @@ def test_a_challenger_better_overall_but_worse_on_a_slice_is_kept_out() -> None:
 def test_a_slice_below_the_minimum_rows_is_not_judged() -> None:
     holdout, challenger, champion = _two_segment_holdout(small_rows=150)
     rules = GateRules(0.6, 0.002, 0.05, (SliceSpec.parse("Contract"),), 200, 0.02)
-    report = judge_challenger(holdout, challenger, champion, rules)
+    report = judge_challenger(holdout, challenger, champion, rules, TELCO)
     assert report.promote
     small = next(s for s in report.slices if s.name == "Contract = Two year")
     assert small.verdict == "too few rows" and small.diff < -0.2  # shown, not judged
@@ -162,7 +164,7 @@ def test_a_slice_with_one_class_is_not_judged_and_says_so() -> None:
     y[:300] = 0  # segment A has no churners
     holdout = _holdout(y, PaymentMethod=segment)
     rules = GateRules(0.6, 0.0, 0.05, (SliceSpec.parse("PaymentMethod"),), 100, 0.02)
-    report = judge_challenger(holdout, _scores(y, 0.5, 31), _scores(y, 2.0, 32), rules)
+    report = judge_challenger(holdout, _scores(y, 0.5, 31), _scores(y, 2.0, 32), rules, TELCO)
     one_class = report.slices[0]
     assert (one_class.name, one_class.verdict, one_class.challenger_auc) == (
         "PaymentMethod = A",
@@ -196,7 +198,9 @@ def test_the_report_serializes_to_json_and_markdown() -> None:
     holdout, challenger, champion = _two_segment_holdout(small_rows=400)
     holdout["tenure"] = np.arange(len(holdout)) % 72
     specs = (SliceSpec.parse("Contract"), SliceSpec.parse("tenure:0,6,12,24,48"))
-    report = judge_challenger(holdout, challenger, champion, GateRules(0.6, 0.002, 0.05, specs))
+    report = judge_challenger(
+        holdout, challenger, champion, GateRules(0.6, 0.002, 0.05, specs), TELCO
+    )
     data = json.loads(report.to_json())
     assert data["decision"] == "rejected" and data["promote"] is False
     assert data["comparison"]["p_value"] == pytest.approx(report.comparison.p_value)
@@ -208,7 +212,7 @@ def test_the_report_serializes_to_json_and_markdown() -> None:
     assert "| Contract = Two year | 400 |" in markdown
     assert "| tenure >= 48 |" in markdown
     assert report.diff_ci_text().endswith("] 90%")
-    first = judge_challenger(holdout, challenger, None, GateRules(0.6, 0.002, 0.05, specs))
+    first = judge_challenger(holdout, challenger, None, GateRules(0.6, 0.002, 0.05, specs), TELCO)
     first_data = json.loads(first.to_json())  # None, never NaN, where nothing was compared
     assert first_data["comparison"] is None and first_data["champion_auc"] is None
     assert all(row["verdict"] == "challenger only" for row in first_data["slices"])

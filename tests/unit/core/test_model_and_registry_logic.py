@@ -1,4 +1,5 @@
-"""Model recipe, evaluation, alias history and the champion follower (the gate: test_gate.py)."""
+"""Model recipe, scoring, evaluation and alias history (the gate: test_gate.py; the champion
+follower: tests/unit/serving/test_champion.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 import skops.io as sio
 
-from churnops.contract import FEATURE_NAMES
+from churnops.contract import telco_contract
 from churnops.data.cleaning import clean_customers
 from churnops.data.split import stratified_split
 from churnops.data.synthetic import generate_customers
@@ -15,32 +16,36 @@ from churnops.model.evaluation import evaluate_scores
 from churnops.model.importance import field_importance
 from orchestration.plots import importance_figure
 from registry.history import AliasEvent, champion_stack, parse_events, rollback_target
-from serving.champion import ChampionFollower, check_rows, pinned_resolver
+from serving.champion import check_rows
 
 pytestmark = pytest.mark.unit
+TELCO = telco_contract()
 
 
 @pytest.fixture(scope="module")
 def split():
-    return stratified_split(clean_customers(generate_customers(6000, seed=5), "s").frame)
+    frame = clean_customers(generate_customers(6000, seed=5), "s", TELCO).frame
+    return stratified_split(frame, TELCO)
 
 
 @pytest.mark.parametrize("name", recipes.RECIPES)
 def test_recipes_learn_the_signal_and_stay_within_reviewed_types(split, name: str) -> None:
-    model = recipes.train(split.train, name, seed=42)
-    scores = scoring.churn_probability(model, split.holdout)
-    assert evaluate_scores(scoring.labels(split.holdout), scores).metrics["roc_auc"] >= 0.78
+    model = recipes.train(split.train, name, seed=42, contract=TELCO)
+    scores = scoring.churn_probability(model, split.holdout, TELCO)
+    metrics = evaluate_scores(scoring.labels(split.holdout, TELCO), scores).metrics
+    assert metrics["roc_auc"] >= 0.78
     assert set(sio.get_untrusted_types(data=sio.dumps(model))) <= set(recipes.TRUSTED_TYPES)
 
 
 @pytest.mark.parametrize("name", recipes.RECIPES)
 def test_scorer_reproduces_the_pipeline_on_raw_rows(split, name: str, monkeypatch) -> None:
-    model = recipes.train(split.train, name, seed=42)
-    holdout = split.holdout.loc[:, list(FEATURE_NAMES)].copy()
+    model = recipes.train(split.train, name, seed=42, contract=TELCO)
+    holdout = split.holdout.loc[:, list(TELCO.feature_names)].copy()
     holdout.loc[holdout.index[::5], "TotalCharges"] = np.nan
-    rows = scoring.frame_to_rows(holdout)
-    score = scoring.scorer(model, check_rows())
-    np.testing.assert_allclose(score(rows), scoring.churn_probability(model, holdout), atol=1e-12)
+    rows = scoring.frame_to_rows(holdout, TELCO)
+    score = scoring.scorer(model, check_rows(TELCO), TELCO)
+    expected = scoring.churn_probability(model, holdout, TELCO)
+    np.testing.assert_allclose(score(rows), expected, atol=1e-12)
     # The boosting recipe gets the direct path (the pipeline is never called); anything else
     # the plain pipeline call.
     calls = _count_pipeline_calls(model, monkeypatch)
@@ -49,14 +54,15 @@ def test_scorer_reproduces_the_pipeline_on_raw_rows(split, name: str, monkeypatc
 
 
 def test_a_fast_path_that_disagrees_with_the_pipeline_is_not_used(split, monkeypatch) -> None:
-    model = recipes.train(split.train, "hist_gradient_boosting", seed=42)
+    model = recipes.train(split.train, "hist_gradient_boosting", seed=42, contract=TELCO)
     monkeypatch.setattr(
-        scoring, "_direct_boosting_scorer", lambda m: lambda rows: np.full(len(rows), 0.5)
+        scoring, "_direct_boosting_scorer", lambda m, c: lambda rows: np.full(len(rows), 0.5)
     )
-    score = scoring.scorer(model, check_rows())
+    rows = check_rows(TELCO)
+    score = scoring.scorer(model, rows, TELCO)
     calls = _count_pipeline_calls(model, monkeypatch)
-    assert not np.allclose(score(check_rows()), 0.5)
-    assert calls == [len(check_rows())]
+    assert not np.allclose(score(rows), 0.5)
+    assert calls == [len(rows)]
 
 
 def _count_pipeline_calls(model, monkeypatch) -> list[int]:
@@ -73,9 +79,10 @@ def _count_pipeline_calls(model, monkeypatch) -> list[int]:
 
 
 def test_field_importance_ranks_signal_fields_above_noise(split) -> None:
-    model = recipes.train(split.train, "logistic_regression", seed=42)
+    model = recipes.train(split.train, "logistic_regression", seed=42, contract=TELCO)
     holdout = split.holdout
-    importance = field_importance(model, scoring.features(holdout), scoring.labels(holdout), seed=1)
+    features, y = scoring.features(holdout, TELCO), scoring.labels(holdout, TELCO)
+    importance = field_importance(model, features, y, seed=1)
     assert list(importance.index[:3]).count("gender") == 0
     assert importance["Contract"] > 0.01 > abs(importance["gender"])
     assert importance.is_monotonic_decreasing
@@ -88,7 +95,7 @@ def test_split_is_stratified_and_seeded(split) -> None:
     assert abs(rates["train_churn_rate"] - rates["holdout_churn_rate"]) < 0.01
     assert rates["holdout_rows"] == 1200
     with pytest.raises(ValueError, match="holdout_fraction"):
-        stratified_split(split.train, holdout_fraction=1.5)
+        stratified_split(split.train, TELCO, holdout_fraction=1.5)
 
 
 def test_evaluation_refuses_a_single_class_holdout() -> None:
@@ -117,75 +124,3 @@ def test_history_is_parsed_from_version_tags_in_time_order() -> None:
         "1": {first.tag_key(): first.tag_value(), other.tag_key(): other.tag_value()},
     }
     assert parse_events(tags, "champion") == [first, second]
-
-
-class FakeModel:
-    def __init__(self, value: float) -> None:
-        self.value = value
-
-    def predict_proba(self, frame):
-        return np.tile([1 - self.value, self.value], (len(frame), 1))
-
-
-def test_follower_swaps_versions_and_refuses_broken_ones() -> None:
-    target = {"version": ("1", "models:/m/1")}
-    models = {"models:/m/1": FakeModel(0.2), "models:/m/2": FakeModel(0.3), "models:/m/3": None}
-
-    def load(uri: str):
-        model = models[uri]
-        if model is None:
-            raise OSError("artifact missing")
-        return model
-
-    follower = ChampionFollower(lambda: target["version"], load, poll_seconds=60)
-    assert follower.refresh() and follower.current.version == "1"
-    assert not follower.refresh()
-    target["version"] = ("3", "models:/m/3")
-    assert not follower.refresh()
-    assert follower.current.version == "1" and "artifact missing" in follower.last_error
-    status = follower.status()
-    assert status["refused_version"] == "3" and "artifact missing" in status["refused_reason"]
-    assert status["degraded"] and status["model_version"] == "1"
-    models["models:/m/3"] = FakeModel(float("nan"))
-    assert not follower.refresh() and follower.current.version == "1"
-    assert "for the example record" in follower.status()["refused_reason"]
-    target["version"] = ("2", "models:/m/2")
-    assert follower.refresh() and follower.current.version == "2"
-    status = follower.status()
-    assert status["model_version"] == "2" and status["refused_version"] is None
-
-
-def test_follower_without_a_champion_reports_why() -> None:
-    follower = ChampionFollower(lambda: None, lambda uri: FakeModel(0.1), poll_seconds=60)
-    assert not follower.refresh()
-    assert follower.current is None
-    assert "no model version holds the alias" in follower.status()["last_error"]
-
-
-def test_pinned_resolver_reads_the_version() -> None:
-    assert pinned_resolver("models:/churn/3")() == ("3", "models:/churn/3")
-    assert pinned_resolver("runs:/abc/model")() == ("runs:/abc/model", "runs:/abc/model")
-
-
-def test_follower_backs_off_while_the_registry_is_down_and_reports_degraded() -> None:
-    up = {"registry": True}
-
-    def resolve():
-        if not up["registry"]:
-            raise ConnectionError("connection refused")
-        return ("1", "models:/m/1")
-
-    follower = ChampionFollower(resolve, lambda uri: FakeModel(0.2), poll_seconds=10)
-    assert follower.refresh() and follower.next_wait() == 10
-    up["registry"] = False
-    waits = []
-    for _ in range(6):
-        follower.refresh()
-        waits.append(follower.next_wait())
-    assert waits == [1, 2, 4, 8, 10, 10]
-    status = follower.status()
-    assert status["ready"] and status["degraded"] and status["consecutive_failures"] == 6
-    assert "connection refused" in status["last_error"]
-    up["registry"] = True
-    follower.refresh()
-    assert not follower.status()["degraded"] and follower.next_wait() == 10

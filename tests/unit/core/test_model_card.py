@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
+from churnops.contract import telco_contract
 from churnops.model.card import (
     NOT_COMPUTED,
     CalibrationFacts,
+    ContractFacts,
     DataFacts,
     GateFacts,
     ModelCard,
@@ -198,3 +201,13 @@ def test_format_p_value() -> None:
     assert format_p_value(0.04321) == "0.0432"
     assert format_p_value(1e-9) == "< 0.0001"
     assert format_p_value(None) == NOT_COMPUTED
+
+
+def test_the_card_names_the_data_contract_it_serves_under() -> None:
+    telco = telco_contract()
+    card = replace(_minimal(), contract=ContractFacts.from_contract(telco))
+    text = render_model_card(card)
+    assert f"`{telco.dataset}` (fingerprint `{telco.fingerprint}`)" in text
+    assert "**Churn means:** Churn = Yes" in text
+    assert f"Served only under data contract `{telco.dataset}`" in text
+    assert "- **Data contract:** not computed" in render_model_card(_minimal())

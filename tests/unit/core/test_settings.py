@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -34,3 +36,26 @@ def test_drift_thresholds_are_read_from_prefixed_variables(
     monkeypatch.setenv("CHURNOPS_MONITOR_MIN_ROWS", "250")
     thresholds = DriftThresholds.from_settings(Settings())
     assert (thresholds.score_psi, thresholds.min_labels, thresholds.min_rows) == (0.35, 50, 250)
+
+
+def test_contract_and_gate_slices_default_to_the_contracts_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CHURNOPS_CONTRACT", raising=False)
+    monkeypatch.delenv("CHURNOPS_GATE_SLICES", raising=False)
+    assert (Settings().contract, Settings().gate_slices) == (None, None)
+    monkeypatch.setenv("CHURNOPS_CONTRACT", "/data/shop.yaml")
+    monkeypatch.setenv("CHURNOPS_GATE_SLICES", '["plan", "seats:5,20"]')
+    settings = Settings()
+    assert settings.contract == Path("/data/shop.yaml")
+    assert settings.gate_slices == ["plan", "seats:5,20"]
+    monkeypatch.setenv("CHURNOPS_GATE_SLICES", '["seats:20,5"]')
+    with pytest.raises(ValidationError, match="edges must be strictly increasing"):
+        Settings()
+
+
+def test_a_blank_contract_variable_means_the_default_contract(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CHURNOPS_CONTRACT", "  ")
+    assert Settings().contract is None

@@ -1,5 +1,6 @@
-"""`churnops status` says why each version was or was not promoted, and shows the newest
-version's slice verdicts from its gate report (over the in-memory registry, no server)."""
+"""`churnops status` says why each version was or was not promoted, shows the newest
+version's slice verdicts from its gate report, the configured data contract and whether the
+champion was trained on it (over the in-memory registry, no server)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.testing import CliRunner
 
+from churnops.contract import telco_contract
 from churnops.data.cleaning import clean_customers
 from churnops.data.split import stratified_split
 from churnops.data.synthetic import generate_customers
@@ -17,10 +19,14 @@ from churnops.model import recipes
 from churnops.model.gate import GateRules
 from churnops.model.slices import SliceSpec
 from launcher import cli
+from registry.interface import CONTRACT_DATASET_TAG, CONTRACT_FINGERPRINT_TAG
 from registry.memory import InMemoryModelRegistry
 from registry.promotion import gate_challenger
+from tests.unit.serving.contracts import GYM
 
 pytestmark = pytest.mark.unit
+
+TELCO = telco_contract()
 
 RULES = GateRules(0.7, 0.002, 0.05, (SliceSpec.parse("Contract"),), 200, 0.02)
 
@@ -37,12 +43,14 @@ class NoisyModel:
 
 @pytest.fixture
 def registry(monkeypatch: pytest.MonkeyPatch) -> InMemoryModelRegistry:
-    split = stratified_split(clean_customers(generate_customers(3000, seed=5), "s").frame)
-    model = recipes.train(split.train, "logistic_regression", seed=1)
+    frame = clean_customers(generate_customers(3000, seed=5), "s", TELCO).frame
+    split = stratified_split(frame, TELCO)
+    model = recipes.train(split.train, "logistic_regression", seed=1, contract=TELCO)
     registry = InMemoryModelRegistry("churn", "training")
     for candidate in (NoisyModel(model), model, model):  # promoted, promoted, rejected
-        version = registry.register(registry.log_candidate("c", candidate, {}, {}), {})
-        gate_challenger(registry, version, split.holdout, RULES)
+        logged = registry.log_candidate("c", candidate, {}, {}, contract=TELCO)
+        version = registry.register(logged, {})
+        gate_challenger(registry, version, split.holdout, RULES, TELCO)
     monkeypatch.setattr(cli, "_registry", lambda settings: registry)
     monkeypatch.setattr(cli, "_services_table", lambda settings: Table("service"))
     monkeypatch.setattr(cli, "console", Console(width=250))  # no wrapping inside cells
@@ -69,7 +77,36 @@ def test_status_shows_each_gate_decision_and_the_newest_slice_verdicts(registry)
 
 
 def test_status_says_when_the_newest_version_has_no_report(registry) -> None:
-    registry.register(registry.log_candidate("c", NoisyModel(None), {}, {}), {})
+    registry.register(registry.log_candidate("c", NoisyModel(None), {}, {}, contract=TELCO), {})
     result = CliRunner().invoke(cli.app, ["status"])
     assert result.exit_code == 0, result.output
     assert "version 4: not gated yet" in result.output
+
+
+def test_status_shows_the_contract_and_that_the_champion_was_trained_on_it(registry) -> None:
+    result = CliRunner().invoke(cli.app, ["status"])
+    assert f"data contract: telco-churn (fingerprint {TELCO.fingerprint})" in result.output
+    assert "@champion: version 2 (trained on this contract)" in result.output
+
+
+def test_status_warns_when_the_champion_was_trained_on_another_contract(registry) -> None:
+    registry.tag_version(
+        "2", {CONTRACT_FINGERPRINT_TAG: GYM.fingerprint, CONTRACT_DATASET_TAG: GYM.dataset}
+    )
+    result = CliRunner().invoke(cli.app, ["status"])
+    assert result.exit_code == 0, result.output
+    assert (
+        f"@champion: version 2 was trained on contract 'gym-members' (fingerprint "
+        f"{GYM.fingerprint}), not on 'telco-churn': serving refuses it"
+    ) in " ".join(result.output.split())
+
+
+def test_a_broken_contract_file_ends_status_with_its_message(
+    registry, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("version: 1\ndataset: x\ntarget: {name: y, positive: [1], negative: [0]}\n")
+    monkeypatch.setenv("CHURNOPS_CONTRACT", str(broken))
+    result = CliRunner().invoke(cli.app, ["status"])
+    assert result.exit_code == 1
+    assert str(broken) in " ".join(result.output.split()) and "features" in result.output

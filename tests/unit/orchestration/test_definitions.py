@@ -5,11 +5,13 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
+from churnops.contract import telco_contract
 from churnops.data.cleaning import clean_customers as clean
 from churnops.data.synthetic import generate_customers
 from churnops.settings import Settings
 from orchestration.assets.checks import CLEAN_CUSTOMER_CHECKS
 from orchestration.assets.features import clean_customers, customer_split
+from orchestration.assets.ingest import raw_customers
 from orchestration.definitions import build_resources, defs
 
 pytestmark = pytest.mark.unit
@@ -75,24 +77,80 @@ def test_weekly_retrain_schedule_is_listed_but_off_until_turned_on() -> None:
 def test_clean_customers_asset_types_the_raw_frame() -> None:
     raw = generate_customers(300, seed=1)
     resources = build_resources(Settings(synthetic_rows=300, retrain_with_production_labels=False))
-    output = clean_customers(raw_customers=raw, customer_source=resources["customer_source"])
+    contract = resources["contract"]
+    output = clean_customers(
+        raw_customers=raw, customer_source=resources["customer_source"], contract=contract
+    )
     assert len(output.value) == 300
     assert output.metadata["dagster/row_count"].value == 300
+    columns = output.metadata["dagster/column_schema"].value.columns
+    assert tuple(column.name for column in columns) == telco_contract().columns
     split = customer_split(
-        clean_customers=output.value, training_policy=resources["training_policy"]
+        clean_customers=output.value,
+        training_policy=resources["training_policy"],
+        contract=contract,
     )
     assert split.value.summary()["holdout_rows"] == 60
 
 
+def test_raw_customers_names_the_contract() -> None:
+    resources = build_resources(Settings(synthetic_rows=50, retrain_with_production_labels=False))
+    output = raw_customers(
+        customer_source=resources["customer_source"],
+        contract=resources["contract"],
+        gate_policy=resources["gate_policy"],
+    )
+    assert len(output.value) == 50
+    assert output.metadata["contract"].value == "telco-churn"
+    assert output.metadata["contract_fingerprint"].value == telco_contract().fingerprint
+
+
+def test_synthetic_data_is_refused_for_another_contract(tmp_path) -> None:
+    """The generator makes Telco data only: without a file, another contract fails at once."""
+    other = tmp_path / "other.yaml"
+    other.write_text(
+        "version: 1\ndataset: other\ntarget: {name: churned, positive: [1], negative: [0]}\n"
+        "features: [{name: age, kind: integer}]\n",
+        encoding="utf-8",
+    )
+    resources = build_resources(
+        Settings(contract=other, synthetic_rows=50, retrain_with_production_labels=False)
+    )
+    with pytest.raises(dg.Failure, match="synthetic generator only makes the Telco demo") as exc:
+        raw_customers(
+            customer_source=resources["customer_source"],
+            contract=resources["contract"],
+            gate_policy=resources["gate_policy"],
+        )
+    assert "'other'" in str(exc.value) and not exc.value.allow_retries
+
+
 def test_blocking_checks_fail_on_bad_data() -> None:
-    frame = clean(generate_customers(300, seed=1), "synthetic").frame
+    contract = telco_contract()
+    frame = clean(generate_customers(300, seed=1), "synthetic", contract).frame
     frame.loc[1, "customerID"] = frame.loc[0, "customerID"]
-    frame["Churn"] = "No"
+    frame["Churn"] = 0
+    frame["Churn"] = frame["Churn"].astype("int8")
     specs = [next(iter(check.check_specs)) for check in CLEAN_CUSTOMER_CHECKS]
     checks = {spec.name: check for spec, check in zip(specs, CLEAN_CUSTOMER_CHECKS, strict=True)}
     assert all(spec.blocking for spec in specs)
-    results = {name: check(clean_customers=frame) for name, check in checks.items()}
+    resource = build_resources(Settings())["contract"]
+    results = {
+        name: check(clean_customers=frame, contract=resource) for name, check in checks.items()
+    }
     assert not results["unique_customer_ids"].passed
     assert not results["label_balance"].passed
     assert results["schema_matches_contract"].passed
     assert results["values_in_range"].passed
+
+
+def test_gate_slices_naming_no_feature_fail_before_training() -> None:
+    settings = Settings(gate_slices=["tenure:0,12", "shoe_size"], synthetic_rows=50)
+    resources = build_resources(settings)
+    with pytest.raises(dg.Failure, match=r"slice\(s\) \['shoe_size'\] name no feature") as exc:
+        raw_customers(
+            customer_source=resources["customer_source"],
+            contract=resources["contract"],
+            gate_policy=resources["gate_policy"],
+        )
+    assert not exc.value.allow_retries

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churnops.contract import FEATURE_NAMES, TARGET_COLUMN
+from churnops.contract import parse_contract, telco_contract
 from churnops.data.cleaning import clean_customers
 from churnops.data.synthetic import DriftSpec, generate_customers
 from churnops.monitoring import prediction_store
@@ -23,38 +23,41 @@ from orchestration.sensors import assess_window, build_drift_sensor
 pytestmark = pytest.mark.unit
 
 T = DriftThresholds.from_settings(Settings(monitor_min_rows=1000))
+TELCO = telco_contract()
+TARGET = TELCO.target.name
 
 
 def _frame(n: int, seed: int, drift: DriftSpec | None = None):
-    frame = clean_customers(generate_customers(n, seed=seed, drift=drift), "synthetic").frame
+    raw = generate_customers(n, seed=seed, drift=drift)
+    frame = clean_customers(raw, "synthetic", TELCO).frame
     frame[SCORE_COLUMN] = np.random.default_rng(seed).uniform(0, 1, n)
     frame["model_version"] = "3"
-    frame[TARGET_COLUMN] = None  # unlabelled traffic: no live quality to judge
+    frame[TARGET] = None  # unlabelled traffic: no live quality to judge
     frame["ts"] = np.arange(n, dtype=float) + 100.0
     return frame
 
 
 def test_without_a_champion_the_sensor_waits() -> None:
-    outcome = assess_window(_frame(2000, 1), None, None, T)
+    outcome = assess_window(_frame(2000, 1), None, None, T, TELCO)
     assert not outcome.retrain and outcome.cursor is None
     assert "no champion" in outcome.reason
 
 
 def test_too_few_rows_keep_accumulating_without_moving_the_cursor() -> None:
-    outcome = assess_window(_frame(999, 1), _frame(3000, 2), "3", T)
+    outcome = assess_window(_frame(999, 1), _frame(3000, 2), "3", T, TELCO)
     assert not outcome.retrain and outcome.cursor is None
     assert "999 new predictions; waiting for 1000" in outcome.reason
 
 
 def test_a_champion_without_a_training_reference_is_not_judged() -> None:
-    outcome = assess_window(_frame(1500, 1), None, "3", T)
+    outcome = assess_window(_frame(1500, 1), None, "3", T, TELCO)
     assert not outcome.retrain and outcome.cursor is None
     assert outcome.reason == "champion v3 has no training reference"
 
 
 def test_stable_window_skips_and_advances_the_cursor() -> None:
     window = _frame(1500, 1)
-    outcome = assess_window(window, _frame(3000, 2), "3", T)
+    outcome = assess_window(window, _frame(3000, 2), "3", T, TELCO)
     assert not outcome.retrain
     assert outcome.cursor == window["ts"].max()
     assert outcome.reason.startswith("vs champion v3: stable over 1500 predictions")
@@ -63,7 +66,7 @@ def test_stable_window_skips_and_advances_the_cursor() -> None:
 def test_drifted_window_requests_retraining() -> None:
     drift = DriftSpec(monthly_charges_shift=25, month_to_month_share_shift=-0.3)
     window = _frame(1500, 1, drift)
-    outcome = assess_window(window, _frame(3000, 2), "3", T)
+    outcome = assess_window(window, _frame(3000, 2), "3", T, TELCO)
     assert outcome.retrain
     assert outcome.cursor == window["ts"].max()
     assert "features drifted" in outcome.reason
@@ -83,13 +86,14 @@ class Ticks:
         name = uuid.uuid4().hex
         url = f"sqlite:///file:{name}?mode=memory&cache=shared&uri=true"
         # This engine keeps the shared in-memory database alive for the sensor's engines.
-        self.engine = prediction_store.connect(url)
+        self.engine = prediction_store.connect(url, TELCO)
         settings = Settings(prediction_store_url=url, monitor_min_rows=min_rows)
         resources = build_resources(settings)
         self.registry = memory_registry(name, "churn", "training")
         self.resources = {
             "prediction_store": resources["prediction_store"],
             "monitor_policy": resources["monitor_policy"],
+            "contract": resources["contract"],
             "model_registry": InMemoryRegistryResource(
                 namespace=name, model_name="churn", experiment="training"
             ),
@@ -98,10 +102,11 @@ class Ticks:
         self.cursor: str | None = None
         self.next_ts = 1_000.0
 
-    def crown_champion(self) -> str:
-        """A champion whose training reference is undrifted customers."""
-        logged = self.registry.log_candidate("candidate", object(), {}, {})  # type: ignore[arg-type]
-        reference = _frame(3000, 2).loc[:, [*FEATURE_NAMES, SCORE_COLUMN]]
+    def crown_champion(self, contract=TELCO) -> str:
+        """A champion (trained on `contract`) whose training reference is undrifted customers."""
+        model = object()
+        logged = self.registry.log_candidate("candidate", model, {}, {}, contract=contract)  # type: ignore[arg-type]
+        reference = _frame(3000, 2).loc[:, [*TELCO.feature_names, SCORE_COLUMN]]
         self.registry.log_reference(logged.run_id, reference)
         version = self.registry.register(logged, {})
         self.registry.promote(version, "test")
@@ -110,8 +115,8 @@ class Ticks:
     def serve(self, rows: int, seed: int, drift: DriftSpec | None = None) -> float:
         """Log `rows` predictions one second apart; returns the last one's time."""
         customers = generate_customers(rows, seed=seed, drift=drift)
-        logged = customers.drop(columns=[TARGET_COLUMN]).astype(
-            {c: str for c in customers.select_dtypes("category").columns if c != TARGET_COLUMN}
+        logged = customers.drop(columns=[TARGET]).astype(
+            {c: str for c in customers.select_dtypes("category").columns if c != TARGET}
         )
         logged.insert(0, "request_id", [f"{seed}-{i}-{self.next_ts}" for i in range(rows)])
         logged.insert(1, "ts", self.next_ts + np.arange(rows, dtype=float))
@@ -119,7 +124,7 @@ class Ticks:
         logged[SCORE_COLUMN] = np.random.default_rng(seed).uniform(0, 1, rows)
         logged["churn"] = np.where(logged[SCORE_COLUMN] >= 0.5, "Yes", "No")
         records = logged.astype(object).where(pd.notna(logged), None).to_dict("records")
-        prediction_store.write_predictions(self.engine, records)
+        prediction_store.write_predictions(self.engine, TELCO, records)
         self.next_ts += rows
         return self.next_ts - 1
 
@@ -181,4 +186,19 @@ def test_sensor_skips_while_a_retraining_run_is_in_progress() -> None:
     ticks.instance.add_run(run)
     skipped = ticks.tick()
     assert skipped.skip_message == f"retraining run {run.run_id} is still in progress"
+    assert ticks.cursor is None
+
+
+def test_sensor_does_not_monitor_a_champion_of_another_contract() -> None:
+    """Serving refuses such a champion, so its reference says nothing about this traffic."""
+    raw = TELCO.model_dump(mode="json", exclude_defaults=True)
+    other = parse_contract({**raw, "dataset": "elsewhere", "id_column": None}, "test")
+    ticks = Ticks(min_rows=500)
+    version = ticks.crown_champion(other)
+    ticks.serve(600, seed=1)
+    skipped = ticks.tick()
+    assert isinstance(skipped, dg.SkipReason)
+    assert skipped.skip_message.startswith(
+        f"not monitoring: champion v{version} was trained on contract elsewhere"
+    )
     assert ticks.cursor is None

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
 import pytest
 
-from churnops.contract import TARGET_COLUMN
+from churnops.contract import DEFAULT_CONTRACT_PATH, telco_contract
 from churnops.data.cleaning import clean_customers
 from churnops.data.synthetic import generate_customers
 from churnops.model.slices import SliceSpec
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.unit
 
 # (resource key, resource field) -> the Settings attribute it is built from.
 FROM_SETTINGS = {
+    ("contract", "path"): "contract",
     ("customer_source", "path"): "data_path",
     ("customer_source", "synthetic_rows"): "synthetic_rows",
     ("customer_source", "seed"): "seed",
@@ -61,6 +63,7 @@ LAUNCHPAD_KNOBS = {
 
 # A value different from its default for every setting the resources read.
 NON_DEFAULT = {
+    "contract": DEFAULT_CONTRACT_PATH,
     "data_path": "/data/telco.parquet",
     "synthetic_rows": 1234,
     "seed": 7,
@@ -122,7 +125,9 @@ def test_each_resource_field_equals_its_setting() -> None:
     settings = Settings(**NON_DEFAULT)
     resources = build_resources(settings)
     for (key, field), setting in FROM_SETTINGS.items():
-        assert getattr(resources[key], field) == getattr(settings, setting), (key, field)
+        expected = getattr(settings, setting)
+        expected = str(expected) if isinstance(expected, Path) else expected  # config is text
+        assert getattr(resources[key], field) == expected, (key, field)
     assert resources["customer_source"].prediction_store is None
     labelled = Settings(**{**NON_DEFAULT, "retrain_with_production_labels": True})
     with_labels = build_resources(labelled)
@@ -142,23 +147,44 @@ def test_monitor_policy_thresholds_are_the_settings_thresholds() -> None:
 
 
 def test_gate_policy_rules_parse_the_slice_settings() -> None:
-    rules = build_resources(Settings(**NON_DEFAULT))["gate_policy"].rules()
+    rules = build_resources(Settings(**NON_DEFAULT))["gate_policy"].rules(telco_contract())
     assert rules.slices == (SliceSpec("PaymentMethod"), SliceSpec("MonthlyCharges", (50, 100)))
     assert (rules.min_auc, rules.margin, rules.alpha) == (0.65, 0.01, 0.1)
     assert (rules.slice_min_rows, rules.slice_tolerance) == (500, 0.05)
 
 
+def test_without_slice_settings_the_gate_judges_the_contracts_slices() -> None:
+    contract = telco_contract()
+    rules = build_resources(Settings())["gate_policy"].rules(contract)
+    assert Settings().gate_slices is None
+    assert [spec.text() for spec in rules.slices] == list(contract.slices)
+
+
+def test_the_contract_resource_loads_the_configured_file(tmp_path: Path) -> None:
+    resources = build_resources(Settings())
+    assert resources["contract"].path is None
+    assert resources["contract"].load() == telco_contract()
+    broken = tmp_path / "contract.yaml"
+    broken.write_text("version: 1\ndataset: x\ntarget: {name: y}\n", encoding="utf-8")
+    resource = build_resources(Settings(contract=broken))["contract"]
+    with pytest.raises(dg.Failure, match=r"contract\.yaml: invalid contract") as failure:
+        resource.load()
+    assert "features" in str(failure.value) and not failure.value.allow_retries
+
+
 def _traffic(rows: int, seed: int):
-    frame = clean_customers(generate_customers(rows, seed=seed), "synthetic").frame
+    contract = telco_contract()
+    frame = clean_customers(generate_customers(rows, seed=seed), "synthetic", contract).frame
     frame[SCORE_COLUMN] = np.random.default_rng(seed).uniform(0, 1, rows)
     frame["model_version"] = "1"
-    frame[TARGET_COLUMN] = None
+    frame[contract.target.name] = None
     return frame
 
 
 def _chart_lines(thresholds: DriftThresholds) -> tuple[float, float]:
     """(feature line x, score tick x) of the drift chart for a report judged by `thresholds`."""
-    figure = drift_figure(build_report(_traffic(600, 1), _traffic(400, 2), thresholds))
+    report = build_report(_traffic(600, 1), _traffic(400, 2), thresholds, telco_contract())
+    figure = drift_figure(report)
     (axes,) = figure.axes
     (feature_line,) = axes.lines
     (score_tick,) = axes.collections[-1].get_segments()

@@ -12,6 +12,7 @@ from pydantic import Field, ValidationError
 from sklearn.dummy import DummyClassifier
 from sklearn.pipeline import Pipeline
 
+from churnops.contract import Contract, telco_contract
 from churnops.data.cleaning import clean_customers
 from churnops.data.synthetic import generate_customers
 from churnops.model import recipes
@@ -22,12 +23,14 @@ from orchestration.definitions import defs
 
 pytestmark = pytest.mark.unit
 
+TELCO = telco_contract()
+
 
 class PriorParams(RecipeParams):
     strategy: Literal["prior", "stratified"] = Field("prior", description="What to predict.")
 
 
-def _prior(params: PriorParams, seed: int) -> Pipeline:
+def _prior(params: PriorParams, seed: int, contract: Contract) -> Pipeline:
     return Pipeline([("model", DummyClassifier(strategy=params.strategy, random_state=seed))])
 
 
@@ -44,12 +47,12 @@ def training_asset(recipe: str) -> dg.AssetsDefinition:
     """An asset that trains `recipe` from the registry's generated run config, as
     `churn_candidate` does, and returns what the run would log."""
     config_class = train_config(recipes.RECIPES)
-    customers = clean_customers(generate_customers(500, seed=2), "synthetic").frame
+    customers = clean_customers(generate_customers(500, seed=2), "synthetic", TELCO).frame
 
     @dg.asset
     def trained(config: config_class) -> dict:
         params = config.params_for(recipe)
-        model = recipes.train(customers, recipe, params, seed=1)
+        model = recipes.train(customers, recipe, params, seed=1, contract=TELCO)
         assert model.named_steps["model"].random_state == 1
         return recipes.run_params(params, seed=1)
 
@@ -115,12 +118,17 @@ def test_auto_cross_validates_every_recipe_with_its_own_section(monkeypatch) -> 
     registry = {PRIOR.name: PRIOR, "logistic_regression": recipes.lookup("logistic_regression")}
     monkeypatch.setattr(recipes, "RECIPES", registry)
     config_class = train_config(recipes.RECIPES)
-    customers = clean_customers(generate_customers(500, seed=2), "synthetic").frame
+    customers = clean_customers(generate_customers(500, seed=2), "synthetic", TELCO).frame
 
     @dg.asset
     def selected(config: config_class) -> dict:
         selection = select_recipe(
-            customers, recipes.candidates(AUTO), folds=2, seed=0, params_for=config.params_for
+            customers,
+            recipes.candidates(AUTO),
+            folds=2,
+            seed=0,
+            contract=TELCO,
+            params_for=config.params_for,
         )
         return {result.recipe: result.params.model_dump() for result in selection.results}
 

@@ -5,15 +5,27 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 
 import dagster as dg
+import numpy as np
+import pandas as pd
 import pytest
 
+from churnops.contract import dump_contract, load_contract, telco_contract
+from churnops.data.synthetic import generate_customers
 from churnops.settings import Settings
 from orchestration.definitions import build_resources, defs
 from orchestration.jobs import TRAINING_GROUPS
 from orchestration.resources import InMemoryRegistryResource, memory_registry
-from registry.interface import CHALLENGER, CHAMPION, MONITORING_EXPERIMENT
+from registry.interface import (
+    CHALLENGER,
+    CHAMPION,
+    CONTRACT_ARTIFACT,
+    CONTRACT_DATASET_TAG,
+    CONTRACT_FINGERPRINT_TAG,
+    MONITORING_EXPERIMENT,
+)
 from registry.memory import InMemoryModelRegistry
 
 pytestmark = pytest.mark.unit
@@ -159,3 +171,111 @@ def test_a_tuned_candidate_logs_its_study_and_trials() -> None:
     assert candidate["tuning_trial_count"] == 2
     assert candidate["tuning_trials"].split("|")[1].strip() == "number"
     assert run.metrics["tuning_trials"] == 2
+
+
+# Another business's data: no id column, a 0/1 target, a boolean and an open categorical.
+GYM_CONTRACT = """\
+version: 1
+dataset: gym-members
+target: {name: churned, positive: [1], negative: [0]}
+features:
+  - {name: age, kind: integer, minimum: 16, maximum: 100}
+  - {name: monthly_spend, kind: numeric, minimum: 0}
+  - {name: has_app, kind: boolean}
+  - {name: plan, kind: categorical}
+"""
+
+
+def _gym_members(rows: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    age = rng.integers(16, 80, rows)
+    spend = rng.gamma(4.0, 12.0, rows).round(2)
+    has_app = rng.random(rows) < 0.5
+    plan = rng.choice(["basic", "plus", "pro", "family"], rows, p=[0.4, 0.3, 0.2, 0.1])
+    logit = -0.4 + 1.6 * (plan == "basic") - 1.4 * has_app + 0.03 * (40 - age) - 0.01 * spend
+    churned = rng.random(rows) < 1 / (1 + np.exp(-logit))
+    return pd.DataFrame(
+        {
+            "age": age,
+            "monthly_spend": spend,
+            "has_app": np.where(has_app, "true", "false"),
+            "plan": plan,
+            "churned": churned.astype(int),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def two_contracts(tmp_path_factory) -> tuple[InMemoryModelRegistry, dict, dict]:
+    """One registry: a Telco file with lower-case headers (default contract), then a gym's file
+    under its own contract."""
+    folder: Path = tmp_path_factory.mktemp("contracts")
+    telco_csv = folder / "telco-lower.csv"
+    telco = generate_customers(3000, seed=11)
+    telco.rename(columns=str.lower).to_csv(telco_csv, index=False)
+    gym_csv, gym_contract = folder / "gym.csv", folder / "gym.yaml"
+    _gym_members(2000, seed=3).to_csv(gym_csv, index=False)
+    gym_contract.write_text(GYM_CONTRACT, encoding="utf-8")
+    namespace = f"graph-contracts-{uuid.uuid4().hex}"
+    telco_run = _materialize(namespace, data_path=str(telco_csv))
+    gym_run = _materialize(namespace, data_path=str(gym_csv), contract=gym_contract)
+    registry = memory_registry(namespace, MODEL, EXPERIMENT)
+    return registry, {"result": telco_run}, {"result": gym_run, "contract": gym_contract}
+
+
+def test_lower_case_telco_headers_train_with_the_default_contract(two_contracts) -> None:
+    registry, telco, _ = two_contracts
+    result = telco["result"]
+    assert result.success
+    assert all(check.passed for check in result.get_asset_check_evaluations())
+    contract = telco_contract()
+    raw = _metadata(result, "raw_customers")
+    assert (raw["contract"], raw["contract_fingerprint"]) == ("telco-churn", contract.fingerprint)
+    assert _metadata(result, "clean_customers")["dagster/row_count"] == 3000
+    version = registry.version("1")
+    assert version.tags[CONTRACT_FINGERPRINT_TAG] == contract.fingerprint
+    assert version.tags[CONTRACT_DATASET_TAG] == "telco-churn"
+    assert registry.contract_of("1") == contract
+
+
+def test_another_contract_trains_through_the_whole_graph(two_contracts) -> None:
+    registry, _, gym = two_contracts
+    result = gym["result"]
+    assert result.success
+    checks = result.get_asset_check_evaluations()
+    assert len(checks) == 5 and all(check.passed for check in checks)
+    contract = load_contract(gym["contract"])
+    schema = _metadata(result, "clean_customers")["dagster/column_schema"]
+    assert [c.name for c in schema.columns] == [
+        "row_id",
+        "age",
+        "monthly_spend",
+        "has_app",
+        "plan",
+        "churned",
+    ]
+    version = registry.version("2")
+    assert version.tags[CONTRACT_FINGERPRINT_TAG] == contract.fingerprint
+    assert version.tags[CONTRACT_DATASET_TAG] == "gym-members"
+    run = registry.runs[version.run_id]
+    assert run.texts[CONTRACT_ARTIFACT] == dump_contract(contract)
+    assert run.tags[CONTRACT_FINGERPRINT_TAG] == contract.fingerprint
+    assert float(version.tags["holdout.roc_auc"]) > 0.7
+    model = registry.load_model("2")
+    assert list(model.feature_names_in_) == ["age", "monthly_spend", "has_app", "plan"]
+    reference = registry.load_reference(version.run_id)
+    assert {"age", "monthly_spend", "has_app", "plan"} <= set(reference.columns)
+
+
+def test_the_gate_does_not_compare_models_of_two_contracts(two_contracts) -> None:
+    registry, _, gym = two_contracts
+    gate = _metadata(gym["result"], "champion_version")
+    telco = telco_contract().fingerprint
+    assert gate["promoted"] is True
+    assert gate["champion_auc_same_holdout"] == "none"
+    assert gate["reason"].startswith(
+        f"champion v1 was trained on contract telco-churn (fingerprint {telco}), not on gym-members"
+    )
+    assert "not compared, the challenger is judged alone; challenger AUC" in gate["reason"]
+    assert registry.champion().version == "2"
+    assert registry.version("2").tags["gate.champion_version"] == "1"

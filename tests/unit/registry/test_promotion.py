@@ -9,13 +9,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from churnops.contract import Contract, dump_contract, parse_contract, telco_contract
 from churnops.data.cleaning import clean_customers
 from churnops.data.split import Split, stratified_split
 from churnops.data.synthetic import generate_customers
 from churnops.model import recipes
 from churnops.model.gate import GateRules
 from churnops.model.slices import SliceSpec
-from registry.interface import CHALLENGER, CHAMPION, LoggedRun, RegistryError
+from registry.interface import (
+    CHALLENGER,
+    CHAMPION,
+    CONTRACT_ARTIFACT,
+    CONTRACT_DATASET_TAG,
+    CONTRACT_FINGERPRINT_TAG,
+    LoggedRun,
+    RegistryError,
+)
 from registry.memory import InMemoryModelRegistry
 from registry.promotion import (
     REPORT_JSON,
@@ -26,6 +35,8 @@ from registry.promotion import (
 )
 
 pytestmark = pytest.mark.unit
+
+TELCO = telco_contract()
 
 RULES = GateRules(
     min_auc=0.7,
@@ -71,19 +82,28 @@ class BlurredOnDsl:
 
 @pytest.fixture(scope="module")
 def split() -> Split:
-    return stratified_split(clean_customers(generate_customers(3000, seed=5), "s").frame)
+    frame = clean_customers(generate_customers(3000, seed=5), "s", TELCO).frame
+    return stratified_split(frame, TELCO, 0.2, 42)
 
 
 @pytest.fixture(scope="module")
 def model(split: Split):
-    return recipes.train(split.train, "logistic_regression", seed=1)
+    return recipes.train(split.train, "logistic_regression", seed=1, contract=TELCO)
 
 
-def _register(registry: InMemoryModelRegistry, model) -> str:
-    logged = registry.log_candidate("candidate", model, {}, {})
+def _register(registry: InMemoryModelRegistry, model, contract: Contract = TELCO) -> str:
+    logged = registry.log_candidate("candidate", model, {}, {}, contract=contract)
     version = registry.register(logged, {})
     registry.set_challenger(version)
     return version
+
+
+def _other_contract() -> Contract:
+    """Telco's columns with another target spelling: a different contract, the same frames."""
+    raw = TELCO.model_dump(mode="json", exclude_defaults=True)
+    raw["dataset"] = "telco-relabelled"
+    raw["target"] = {"name": "Churn", "positive": ["Yes", "1"], "negative": ["No", "0"]}
+    return parse_contract(raw, "test")
 
 
 def _report(registry: InMemoryModelRegistry, version: str) -> dict[str, object]:
@@ -97,8 +117,8 @@ def _report(registry: InMemoryModelRegistry, version: str) -> dict[str, object]:
 def test_the_first_model_over_the_minimum_is_promoted(split: Split, model) -> None:
     registry = InMemoryModelRegistry("churn", "training")
     version = _register(registry, model)
-    auc = holdout_auc(registry, version, split.holdout)
-    outcome = gate_challenger(registry, version, split.holdout, RULES)
+    auc = holdout_auc(registry, version, split.holdout, TELCO)
+    outcome = gate_challenger(registry, version, split.holdout, RULES, TELCO)
     assert outcome.promoted and outcome.champion_version == version
     assert outcome.previous_champion is None
     assert outcome.report.challenger_auc == pytest.approx(auc)
@@ -119,10 +139,11 @@ def test_the_first_model_over_the_minimum_is_promoted(split: Split, model) -> No
 def test_a_retrained_equal_model_keeps_the_champion(split: Split, model) -> None:
     registry = InMemoryModelRegistry("churn", "training")
     first = _register(registry, model)
-    first_auc = holdout_auc(registry, first, split.holdout)
-    gate_challenger(registry, first, split.holdout, RULES)
-    second = _register(registry, recipes.train(split.train, "logistic_regression", seed=1))
-    outcome = gate_challenger(registry, second, split.holdout, RULES)
+    first_auc = holdout_auc(registry, first, split.holdout, TELCO)
+    gate_challenger(registry, first, split.holdout, RULES, TELCO)
+    retrained = recipes.train(split.train, "logistic_regression", seed=1, contract=TELCO)
+    second = _register(registry, retrained)
+    outcome = gate_challenger(registry, second, split.holdout, RULES, TELCO)
     assert not outcome.promoted
     assert outcome.champion_version == first == outcome.previous_champion
     # The champion was re-scored on the same holdout: the same AUC, a difference of nothing.
@@ -147,7 +168,7 @@ def test_a_significantly_better_challenger_replaces_a_weak_champion(split: Split
     weak = _register(registry, NoisyModel(model, noise=0.4))
     registry.promote(weak, "seeded")
     strong = _register(registry, model)
-    outcome = gate_challenger(registry, strong, split.holdout, RULES)
+    outcome = gate_challenger(registry, strong, split.holdout, RULES, TELCO)
     report = outcome.report
     assert outcome.promoted, report.reason
     assert report.comparison.p_value < 0.001 and report.comparison.ci_low > RULES.margin
@@ -166,7 +187,7 @@ def test_a_challenger_worse_on_a_slice_is_kept_out(split: Split, model) -> None:
     registry.promote(champion, "seeded")
     broken = _register(registry, BlurredOnDsl(model, noise=0.5))
     rules = replace(RULES, slices=(SliceSpec.parse("InternetService"),))
-    outcome = gate_challenger(registry, broken, split.holdout, rules)
+    outcome = gate_challenger(registry, broken, split.holdout, rules, TELCO)
     report = outcome.report
     assert report.comparison.p_value < rules.alpha  # overall, significantly better
     assert not outcome.promoted
@@ -185,7 +206,7 @@ def test_a_challenger_worse_on_a_slice_is_kept_out(split: Split, model) -> None:
 def test_below_the_minimum_nothing_moves(split: Split) -> None:
     registry = InMemoryModelRegistry("churn", "training")
     version = _register(registry, ConstantModel())
-    outcome = gate_challenger(registry, version, split.holdout, RULES)
+    outcome = gate_challenger(registry, version, split.holdout, RULES, TELCO)
     assert not outcome.promoted and outcome.champion_version is None
     assert outcome.report.reason == "challenger AUC 0.5000 is below minimum 0.7"
     assert registry.champion() is None
@@ -228,7 +249,7 @@ def test_rollback_walks_back_through_the_recorded_history() -> None:
 
 def test_models_load_by_version_alias_and_logged_model_uri(model) -> None:
     registry = InMemoryModelRegistry("churn", "training")
-    logged = registry.log_candidate("run", model, {"recipe": "lr"}, {"t": "1"})
+    logged = registry.log_candidate("run", model, {"recipe": "lr"}, {"t": "1"}, contract=TELCO)
     version = registry.register(logged, {"k": "v"})
     registry.promote(version, "r")
     assert registry.load_model(version) is model
@@ -244,7 +265,7 @@ def test_models_load_by_version_alias_and_logged_model_uri(model) -> None:
 
 def test_reference_and_monitoring_runs_round_trip() -> None:
     registry = InMemoryModelRegistry("churn", "training")
-    logged = registry.log_candidate("run", ConstantModel(), {}, {})
+    logged = registry.log_candidate("run", ConstantModel(), {}, {}, contract=TELCO)
     frame = pd.DataFrame({"tenure": [1, 2], "score": [0.1, 0.9]})
     registry.log_reference(logged.run_id, frame)
     pd.testing.assert_frame_equal(registry.load_reference(logged.run_id), frame)
@@ -261,3 +282,79 @@ def test_reference_and_monitoring_runs_round_trip() -> None:
     assert registry.runs[monitoring.run_id].experiment == "churn-monitoring"
     assert monitoring.experiment_id != logged.experiment_id
     assert registry.run_url(monitoring).endswith(monitoring.run_id)
+
+
+def test_the_contract_travels_with_the_run_and_every_version(model) -> None:
+    registry = InMemoryModelRegistry("churn", "training")
+    logged = registry.log_candidate("run", model, {}, {"t": "1"}, contract=TELCO)
+    version = registry.register(logged, {"k": "v"})
+    run = registry.runs[logged.run_id]
+    assert run.texts[CONTRACT_ARTIFACT] == dump_contract(TELCO)
+    assert run.tags[CONTRACT_FINGERPRINT_TAG] == TELCO.fingerprint
+    tags = registry.version(version).tags
+    assert tags[CONTRACT_FINGERPRINT_TAG] == TELCO.fingerprint
+    assert tags[CONTRACT_DATASET_TAG] == "telco-churn"
+    assert tags["k"] == "v"
+    assert registry.contract_of(version) == TELCO
+
+
+def test_a_version_without_a_contract_file_has_no_contract(model) -> None:
+    registry = InMemoryModelRegistry("churn", "training")
+    version = _register(registry, model)
+    del registry.runs[registry.version(version).run_id].texts[CONTRACT_ARTIFACT]
+    assert registry.contract_of(version) is None
+
+
+def test_a_champion_of_another_contract_is_not_compared(split: Split, model) -> None:
+    """An equal champion of the same contract would keep the challenger out (not significantly
+    better); one of another contract is not compared: the challenger is judged alone on the
+    minimum AUC, and the reason says why."""
+    other = _other_contract()
+    assert other.fingerprint != TELCO.fingerprint
+    registry = InMemoryModelRegistry("churn", "training")
+    champion = _register(registry, model)
+    registry.promote(champion, "seeded")
+    challenger = _register(registry, model, other)
+    outcome = gate_challenger(registry, challenger, split.holdout, RULES, other)
+    report = outcome.report
+    assert outcome.promoted and outcome.previous_champion == champion
+    assert report.comparison is None and report.champion_auc is None
+    assert report.reason == (
+        f"champion v{champion} was trained on contract telco-churn (fingerprint "
+        f"{TELCO.fingerprint}), not on telco-relabelled (fingerprint {other.fingerprint}): "
+        f"not compared, the challenger is judged alone; challenger AUC "
+        f"{report.challenger_auc:.4f} >= 0.7"
+    )
+    assert {row.verdict for row in report.slices} == {"challenger only"}
+    assert registry.champion().version == challenger
+    tags = registry.version(challenger).tags
+    assert tags["gate.reason"] == report.reason
+    assert tags["gate.champion_version"] == champion
+    assert tags[CONTRACT_FINGERPRINT_TAG] == other.fingerprint
+    assert "not compared" in _report(registry, challenger)["reason"]
+
+
+def test_a_challenger_of_another_contract_still_needs_the_minimum(split: Split, model) -> None:
+    registry = InMemoryModelRegistry("churn", "training")
+    champion = _register(registry, model)
+    registry.promote(champion, "seeded")
+    challenger = _register(registry, ConstantModel(), _other_contract())
+    outcome = gate_challenger(registry, challenger, split.holdout, RULES, _other_contract())
+    assert not outcome.promoted and registry.champion().version == champion
+    assert outcome.report.reason.endswith(
+        "not compared, the challenger is judged alone; challenger AUC 0.5000 is below minimum 0.7"
+    )
+
+
+def test_a_champion_without_a_recorded_contract_is_not_compared(split: Split, model) -> None:
+    registry = InMemoryModelRegistry("churn", "training")
+    legacy = _register(registry, model)
+    registry.model_versions[legacy].tags.pop(CONTRACT_FINGERPRINT_TAG)
+    registry.promote(legacy, "seeded")
+    challenger = _register(registry, model)
+    outcome = gate_challenger(registry, challenger, split.holdout, RULES, TELCO)
+    assert outcome.report.comparison is None
+    assert outcome.report.reason.startswith(
+        f"champion v{legacy} has no recorded data contract (trained before contracts "
+        "travelled with models), not contract telco-churn"
+    )

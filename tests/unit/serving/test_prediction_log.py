@@ -7,11 +7,13 @@ import threading
 import pandas as pd
 import pytest
 
-from churnops.contract import example_record
+from churnops.contract import telco_contract
 from churnops.monitoring import prediction_store
 from serving.prediction_log import PredictionLogger
 
 pytestmark = pytest.mark.unit
+
+TELCO = telco_contract()
 
 
 def test_all_rows_are_written_in_batches_and_flushed_on_close() -> None:
@@ -77,40 +79,39 @@ def test_overflow_beyond_the_buffer_is_dropped_and_counted() -> None:
 
 
 def test_prediction_store_round_trip_with_labels(tmp_path) -> None:
-    engine = prediction_store.connect(f"sqlite:///{tmp_path / 'p.db'}")
-    record = {k: v for k, v in example_record().items()}
+    engine = prediction_store.connect(f"sqlite:///{tmp_path / 'p.db'}", TELCO)
     rows = [
         {
             "request_id": f"r{i}",
             "ts": float(i),
             "model_version": "1",
-            **record,
+            **TELCO.example_record(),
             "customerID": f"c{i}",
             "churn_probability": 0.5,
             "churn": "Yes",
         }
         for i in range(4)
     ]
-    prediction_store.write_predictions(engine, rows)
+    prediction_store.write_predictions(engine, TELCO, rows)
     prediction_store.write_feedback(
-        engine, [{"request_id": "r0", "Churn": "No"}, {"customerID": "c2", "Churn": "Yes"}]
+        engine, TELCO, [{"request_id": "r0", "Churn": "No"}, {"customerID": "c2", "Churn": "Yes"}]
     )
     assert prediction_store.count_predictions(engine) == 4
-    window = prediction_store.read_predictions(engine, since_ts=0.0)
+    window = prediction_store.read_predictions(engine, since_ts=0.0, contract=TELCO)
     assert list(window["request_id"]) == ["r1", "r2", "r3"]
     assert list(window["Churn"].fillna("-")) == ["-", "Yes", "-"]
-    labelled = prediction_store.labelled_records(engine)
+    labelled = prediction_store.labelled_records(engine, TELCO)
     assert list(labelled["customerID"]) == ["c0", "c2"]
     assert list(labelled["Churn"]) == ["No", "Yes"]
 
 
 def test_served_log_rows_land_in_the_right_columns() -> None:
     """The service logs plain tuples; their order must be the store's column order."""
-    from churnops.records import CustomerRecord, records_to_rows
-    from serving.schemas import ChurnPrediction
-    from serving.service import _log_rows
+    from churnops.records import records_to_rows
+    from serving.service import CONTRACT, ChurnPrediction, CustomerRecord, _log_rows
 
-    record = {**example_record(), "TotalCharges": None, "tenure": 7}
+    assert CONTRACT == TELCO  # the shipped contract when CHURNOPS_CONTRACT is unset
+    record = {**TELCO.example_record(), "TotalCharges": None, "tenure": 7}
     customer = CustomerRecord(**record)
     prediction = ChurnPrediction(
         request_id="abc",
@@ -119,10 +120,10 @@ def test_served_log_rows_land_in_the_right_columns() -> None:
         churn="No",
         model_version="3",
     )
-    engine = prediction_store.connect("sqlite://")
-    rows = _log_rows(records_to_rows([customer]), [prediction])
-    prediction_store.write_prediction_rows(engine, rows)
-    stored = prediction_store.read_predictions(engine).iloc[0]
+    engine = prediction_store.connect("sqlite://", TELCO)
+    rows = _log_rows(records_to_rows([customer], TELCO), [prediction])
+    prediction_store.write_prediction_rows(engine, TELCO, rows)
+    stored = prediction_store.read_predictions(engine, contract=TELCO).iloc[0]
     assert stored["request_id"] == "abc" and stored["model_version"] == "3"
     assert stored["customerID"] == record["customerID"]
     assert stored["tenure"] == 7 and pd.isna(stored["TotalCharges"])

@@ -1,0 +1,1 @@
+"""Non-Telco example datasets (seeded generators) with their reviewed contracts."""
