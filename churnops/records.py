@@ -8,11 +8,12 @@ valid field); the Python attribute is the name itself when it is a plain identif
 from __future__ import annotations
 
 import keyword
+import math
 import operator
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, create_model
 
 from churnops.contract import Contract, Feature
 
@@ -21,8 +22,35 @@ MAX_CATEGORY_LENGTH = 200
 # The Python attribute of the id field, whatever the contract calls it.
 ID_ATTRIBUTE = "record_id"
 
-_MODELS: dict[str, type[BaseModel]] = {}
+# Keyed by the whole contract: ranges and nullability shape the model but not the fingerprint.
+_MODELS: dict[Contract, type[BaseModel]] = {}
+# Keyed by fingerprint: a getter depends on the feature names only.
 _GETTERS: dict[str, Callable[[BaseModel], Any]] = {}
+
+
+def id_text(value: object) -> object:
+    """A JSON number sent as an id becomes the text cleaning makes of the same cell in a
+    Parquet file: 15634602 and 15634602.0 are "15634602" (a CSV cell is kept as written, so
+    "15634602.0" stays that). Anything else is left for the string check to judge."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return str(int(value)) if value.is_integer() else str(value)
+    return value
+
+
+# A customer id: text, or a JSON number taken as its text (see `id_text`).
+IdText = Annotated[str, BeforeValidator(id_text)]
+
+
+def _whole_number(value: object) -> object:
+    """1.0 is the integer 1 (JSON writers often send whole numbers as floats); 1.5, text and
+    booleans are left for the strict integer check to refuse."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def attribute_names(contract: Contract) -> dict[str, str]:
@@ -48,7 +76,9 @@ def _annotation(feature: Feature) -> Any:
         return Literal[feature.categories]  # type: ignore[valid-type]
     if feature.kind == "boolean":
         return StrictBool
-    return int if feature.kind == "integer" else float
+    if feature.kind == "integer":
+        return Annotated[int, BeforeValidator(_whole_number)]
+    return float
 
 
 def _field(feature: Feature) -> tuple[Any, Any]:
@@ -72,19 +102,19 @@ def _field(feature: Feature) -> tuple[Any, Any]:
 
 
 def record_model(contract: Contract) -> type[BaseModel]:
-    """The request model of one customer under `contract` (built once per fingerprint)."""
-    model = _MODELS.get(contract.fingerprint)
+    """The request model of one customer under `contract` (built once per contract)."""
+    model = _MODELS.get(contract)
     if model is not None:
         return model
     fields: dict[str, Any] = {}
     if contract.id_column is not None:
         fields[ID_ATTRIBUTE] = (
-            str | None,
+            IdText | None,
             Field(
                 None,
                 alias=contract.id_column,
                 max_length=contract.max_id_length,
-                description="Customer id, echoed back for joins.",
+                description="Customer id, echoed back for joins (a number reads as its text).",
             ),
         )
     attributes = attribute_names(contract)
@@ -104,7 +134,7 @@ def record_model(contract: Contract) -> type[BaseModel]:
         ),
         **fields,
     )
-    _MODELS[contract.fingerprint] = model
+    _MODELS[contract] = model
     return model
 
 

@@ -91,7 +91,7 @@ def up(
 
 
 def _print_urls(settings: Settings) -> None:
-    from launcher.simulator import is_telco
+    from churnops.data.synthetic import is_demo_contract
 
     contract = _contract(settings)
     table = Table(show_header=False, box=None)
@@ -100,7 +100,7 @@ def _print_urls(settings: Settings) -> None:
     table.add_row("Prediction API", f"{settings.bento_url}/docs")
     table.add_row("Data contract", f"{contract.dataset} ({contract.fingerprint})")
     console.print(Panel(table, title="churnops is up (Ctrl-C to stop)"))
-    if is_telco(contract):
+    if is_demo_contract(contract):
         body = "@serving/example_request.json"
     else:
         body = shlex.quote(json.dumps({"customer": contract.example_record()}))
@@ -138,12 +138,12 @@ def simulate(
     reference sample."""
     from rich.progress import Progress
 
-    from launcher.simulator import is_telco
+    from churnops.data.synthetic import is_demo_contract
     from launcher.simulator import simulate as run_simulation
 
     settings = Settings()
     contract = _contract(settings)
-    reference = None if is_telco(contract) else _champion_reference(settings)
+    reference = None if is_demo_contract(contract) else _champion_reference(settings)
     base_url = url or settings.bento_url
     with Progress(console=console) as progress:
         task = progress.add_task("predictions", total=rows)
@@ -255,22 +255,14 @@ def status() -> None:
 
 def _champion_line(champion: VersionInfo | None, contract: Contract) -> str:
     """Which version holds @champion and whether serving can use it under `contract`."""
-    from registry.interface import CONTRACT_DATASET_TAG, CONTRACT_FINGERPRINT_TAG
+    from registry.interface import contract_mismatch
 
     if champion is None:
         return "@champion: none yet"
-    fingerprint = champion.tags.get(CONTRACT_FINGERPRINT_TAG)
-    if fingerprint == contract.fingerprint:
+    mismatch = contract_mismatch(f"version {champion.version}", champion.tags, contract)
+    if mismatch is None:
         return f"@champion: version {champion.version} (trained on this contract)"
-    if fingerprint is None:
-        trained_on = "an unknown contract (no contract tag)"
-    else:
-        dataset = champion.tags.get(CONTRACT_DATASET_TAG, "an unnamed dataset")
-        trained_on = f"contract '{dataset}' (fingerprint {fingerprint})"
-    return (
-        f"@champion: version {champion.version} was trained on {trained_on}, not on "
-        f"'{contract.dataset}': serving refuses it"
-    )
+    return f"@champion: {mismatch}: serving refuses it"
 
 
 def _print_gate_report(registry: ModelRegistry, info: VersionInfo) -> None:

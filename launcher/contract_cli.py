@@ -1,6 +1,6 @@
 """`churnops contract`: draft a data contract from a file, and check a file against one.
 
-Files are read the way training reads them (CSV cells as text, only blank cells missing, UTF-8),
+Files are read the way training reads them (`churnops.data.sources`: CSV cells as text, UTF-8),
 in chunks, so a multi-gigabyte export shows progress. pandas and the inference code are imported
 when a command runs, so `churnops --help` stays quick (as in `launcher.cli`).
 
@@ -14,7 +14,7 @@ import re
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -24,6 +24,7 @@ from rich.markup import escape
 
 from churnops.contract import (
     Contract,
+    ContractError,
     ContractFileError,
     configured_contract,
     dump_contract,
@@ -45,13 +46,8 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 CHUNK_ROWS = 100_000
 # Files at least this large show a progress bar while they are read.
 PROGRESS_BYTES = 16 * 1024 * 1024
-SUPPORTED_SUFFIXES = (".csv", ".parquet", ".pq")
 EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
-
-
-class DataFileError(Exception):
-    """A data file that cannot be read; the message names the file."""
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
@@ -62,49 +58,9 @@ def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
 # Reading, chunk by chunk, with progress for large files.
 
 
-def _checked_file(path: Path) -> Path:
-    if not path.exists():
-        raise DataFileError(f"{path}: no such file")
-    if not path.is_file():
-        raise DataFileError(f"{path}: not a file")
-    suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
-        raise DataFileError(f"{path}: unsupported file type {suffix!r}; use .csv or .parquet")
-    if path.stat().st_size == 0:
-        raise DataFileError(f"{path}: file is empty")
-    return path
-
-
-def _csv_chunks(path: Path, on_bytes: Callable[[int], None]) -> Iterator[pd.DataFrame]:
-    import pandas as pd
-
-    with path.open("rb") as handle:
-        reader = pd.read_csv(
-            handle, dtype=str, keep_default_na=False, encoding="utf-8-sig", chunksize=CHUNK_ROWS
-        )
-        with reader:
-            for chunk in reader:
-                on_bytes(handle.tell())
-                yield chunk
-
-
-def _parquet_chunks(path: Path, on_bytes: Callable[[int], None]) -> Iterator[pd.DataFrame]:
-    import pyarrow.parquet as pq
-
-    file = pq.ParquetFile(path)
-    size = path.stat().st_size
-    total = max(file.metadata.num_rows, 1)
-    done = 0
-    for batch in file.iter_batches(batch_size=CHUNK_ROWS):
-        done += batch.num_rows
-        on_bytes(int(size * done / total))
-        yield batch.to_pandas()
-
-
 def read_in_chunks(path: Path) -> Iterator[pd.DataFrame]:
-    """The file's rows in chunks, as training reads them; a progress bar for large files.
-    Raises DataFileError naming the file for anything unreadable."""
-    import pandas as pd
+    """The file's rows in chunks, as training reads them (`read_customer_chunks`), with a
+    progress bar for large files. Raises ContractError naming the file if it is unreadable."""
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -113,9 +69,9 @@ def read_in_chunks(path: Path) -> Iterator[pd.DataFrame]:
         TimeElapsedColumn,
     )
 
-    file = _checked_file(path)
-    size = file.stat().st_size
-    reader = _parquet_chunks if file.suffix.lower() != ".csv" else _csv_chunks
+    from churnops.data.sources import read_customer_chunks
+
+    size = path.stat().st_size if path.is_file() else 0
     progress = Progress(
         TextColumn("reading {task.fields[name]}"),
         BarColumn(),
@@ -126,24 +82,17 @@ def read_in_chunks(path: Path) -> Iterator[pd.DataFrame]:
         transient=True,
         disable=size < PROGRESS_BYTES,
     )
-    task = progress.add_task("read", total=size, name=file.name, rows=0)
+    task = progress.add_task("read", total=size, name=path.name, rows=0)
+    chunks = read_customer_chunks(
+        path, CHUNK_ROWS, lambda done: progress.update(task, completed=done)
+    )
     rows = 0
     started = time.monotonic()
-    try:
-        with progress:
-            for chunk in reader(file, lambda done: progress.update(task, completed=done)):
-                rows += len(chunk)
-                progress.update(task, rows=rows)
-                yield chunk
-    except UnicodeDecodeError as exc:
-        raise DataFileError(
-            f"{file}: not UTF-8 text (byte {exc.start}): {exc.reason}; save it as UTF-8"
-        ) from exc
-    except pd.errors.EmptyDataError as exc:
-        raise DataFileError(f"{file}: no header row (the file is blank)") from exc
-    except (pd.errors.ParserError, OSError, ValueError) as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataFileError(f"{file}: cannot be read: {detail}") from exc
+    with progress:
+        for chunk in chunks:
+            rows += len(chunk)
+            progress.update(task, rows=rows)
+            yield chunk
     if size >= PROGRESS_BYTES:
         err.print(
             f"read {rows:,} rows ({size / 1e6:,.1f} MB) in {time.monotonic() - started:.1f} s"
@@ -222,7 +171,7 @@ def infer(
             id_column=id_column,
             no_id=no_id,
         )
-    except DataFileError as exc:
+    except ContractError as exc:
         raise _fail(str(exc)) from exc
     except InferError as exc:
         raise _fail(f"{data}: {exc}", EXIT_PROBLEMS) from exc
@@ -252,9 +201,14 @@ def _contract(path: Path | None) -> tuple[Contract, str]:
     """The contract to check against and where it came from."""
     if path is not None:
         return load_contract(path), str(path)
+    from pydantic import ValidationError
+
     from churnops.settings import Settings
 
-    configured = Settings().contract
+    try:
+        configured = Settings().contract
+    except ValidationError as exc:
+        raise ContractFileError(f"invalid CHURNOPS_* setting: {exc}") from exc
     origin = str(configured) if configured else "the shipped default (CHURNOPS_CONTRACT unset)"
     return configured_contract(configured), origin
 
@@ -279,13 +233,12 @@ def check(
     Exit 0 when training will accept the file, 1 when it has problems (each printed), 2 when
     the file or the contract cannot be read."""
     import pandas as pd
-    from pydantic import ValidationError
 
     from churnops.data.cleaning import contract_problems
 
     try:
         contract, origin = _contract(contract_file)
-    except (ContractFileError, ValidationError) as exc:
+    except ContractFileError as exc:
         raise _fail(str(exc)) from exc
     err.print(
         f"checking {escape(str(data))} against contract '{contract.dataset}' "
@@ -293,7 +246,7 @@ def check(
     )
     try:
         chunks = list(read_in_chunks(data))
-    except DataFileError as exc:
+    except ContractError as exc:
         raise _fail(str(exc)) from exc
     frame = pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
     problems = contract_problems(frame, str(data), contract, limit_per_column=limit)

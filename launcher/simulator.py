@@ -17,9 +17,9 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from churnops.contract import Contract, Feature, telco_contract
-from churnops.data.synthetic import DriftSpec, generate_customers
-from churnops.monitoring.drift import SCORE_COLUMN
+from churnops.contract import Contract, Feature
+from churnops.data.synthetic import DriftSpec, generate_customers, is_demo_contract
+from churnops.monitoring.prediction_store import SCORE_COLUMN
 
 # A market shift: pricier plans, newer customers, fewer monthly contracts, and long contracts
 # no longer protecting against churn (the old model's strongest signal turns wrong).
@@ -46,11 +46,6 @@ class Traffic:
 
     records: list[dict[str, object]]
     labels: list[str]
-
-
-def is_telco(contract: Contract) -> bool:
-    """The synthetic generator makes data for this contract."""
-    return contract.fingerprint == telco_contract().fingerprint
 
 
 def _json_value(feature: Feature | None, value: object) -> object:
@@ -87,7 +82,7 @@ def synthetic_traffic(contract: Contract, rows: int, seed: int, drifted: bool) -
     frame = generate_customers(rows, seed=seed, drift=DRIFTED if drifted else None)
     id_column = contract.id_column or contract.id_name
     frame[id_column] = f"sim{seed}-" + frame[id_column].astype(str)
-    labels = [_canonical(contract, value) for value in frame[contract.target.name]]
+    labels = frame[contract.target.name].map(contract.target.canonical).tolist()
     return Traffic(request_records(frame, contract), labels)
 
 
@@ -121,13 +116,6 @@ def reference_traffic(
     return Traffic(request_records(frame, contract), labels)
 
 
-def _canonical(contract: Contract, value: object) -> str:
-    encoded = contract.target.encode(value)
-    if encoded is None:
-        raise ValueError(f"{contract.target.name}: {value!r} is not a label of the contract")
-    return contract.target.positive_label if encoded else contract.target.negative_label
-
-
 def simulate(
     base_url: str,
     rows: int,
@@ -144,7 +132,7 @@ def simulate(
 ) -> SimulationResult:
     """Send `rows` customers in batches, then their true labels to /feedback. `reference`
     (the champion's reference sample) is needed for any contract but the Telco demo."""
-    if is_telco(contract):
+    if is_demo_contract(contract):
         traffic = synthetic_traffic(contract, rows, seed, drifted)
     elif reference is None:
         raise ValueError(

@@ -13,10 +13,10 @@ from churnops.contract import (
     ContractError,
     ContractFileError,
     configured_contract,
-    telco_contract,
 )
+from churnops.data.production import with_production_records
 from churnops.data.sources import read_customer_file
-from churnops.data.synthetic import DriftSpec, generate_customers
+from churnops.data.synthetic import DriftSpec, generate_customers, is_demo_contract
 from churnops.model.gate import GateRules
 from churnops.model.recipes import RecipeChoice
 from churnops.model.slices import SliceSpec
@@ -88,7 +88,7 @@ class CustomerSource(dg.ConfigurableResource):
         contract is not the synthetic generator's."""
         if self.path:
             base = read_customer_file(self.path)
-        elif contract.fingerprint != telco_contract().fingerprint:
+        elif not is_demo_contract(contract):
             raise ContractError(
                 f"no data file: CHURNOPS_DATA_PATH is unset, and the synthetic generator only "
                 f"makes the Telco demo data, not {contract.dataset!r} (CHURNOPS_CONTRACT); "
@@ -99,10 +99,7 @@ class CustomerSource(dg.ConfigurableResource):
                 tenure_scale=self.tenure_scale, monthly_charges_shift=self.monthly_charges_shift
             )
             base = generate_customers(self.synthetic_rows, seed=self.seed, drift=drift)
-        production = self.production_records(contract)
-        if production.empty:
-            return base
-        return pd.concat([base.astype(object), production.astype(object)], ignore_index=True)
+        return with_production_records(base, self.production_records(contract), contract)
 
     def production_records(self, contract: Contract) -> pd.DataFrame:
         if self.prediction_store is None:

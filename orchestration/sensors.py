@@ -14,7 +14,7 @@ from orchestration.resources import (
     MonitorPolicy,
     PredictionStore,
 )
-from registry.promotion import contract_mismatch
+from registry.interface import contract_mismatch
 
 IN_PROGRESS = [
     dg.DagsterRunStatus.QUEUED,
@@ -81,7 +81,11 @@ def build_drift_sensor(job, interval_seconds: int) -> dg.SensorDefinition:
         window = store.read_predictions(prediction_store.engine(), since, contract=data_contract)
         registry = model_registry.open()
         champion = registry.champion()
-        mismatch = contract_mismatch(champion, data_contract) if champion else None
+        mismatch = (
+            contract_mismatch(f"champion v{champion.version}", champion.tags, data_contract)
+            if champion
+            else None
+        )
         if mismatch is not None:  # serving refuses it too: its traffic is not this contract's
             return dg.SkipReason(f"not monitoring: {mismatch}")
         reference = None

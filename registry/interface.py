@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -51,6 +52,28 @@ def contract_tags(contract: Contract) -> dict[str, str]:
         CONTRACT_FINGERPRINT_TAG: contract.fingerprint,
         CONTRACT_DATASET_TAG: contract.dataset,
     }
+
+
+def contract_mismatch(model: str, tags: Mapping[str, str] | None, contract: Contract) -> str | None:
+    """Why `model` (named as the message should say it, e.g. "champion v3") must be neither
+    served, compared nor monitored under `contract`, or None when it was trained on it. `tags`
+    are its version's (or run's) tags; None when they cannot be known."""
+    ours = f"{contract.dataset} (fingerprint {contract.fingerprint})"
+    if tags is None:
+        return (
+            f"cannot tell which data contract {model} was trained on (only a registered "
+            f"version or a training run carries it), not contract {ours}"
+        )
+    fingerprint = tags.get(CONTRACT_FINGERPRINT_TAG)
+    if fingerprint == contract.fingerprint:
+        return None
+    if fingerprint is None:
+        return (
+            f"{model} has no recorded data contract (trained before contracts travelled with "
+            f"models), not contract {ours}"
+        )
+    dataset = tags.get(CONTRACT_DATASET_TAG, "an unnamed dataset")
+    return f"{model} was trained on contract {dataset} (fingerprint {fingerprint}), not on {ours}"
 
 
 def figure_png(figure: Figure) -> bytes:
@@ -127,6 +150,10 @@ class ModelRegistry(ABC):
     @abstractmethod
     def load_text(self, run_id: str, artifact_file: str) -> str:
         """A text artifact `log_text` stored; `RegistryError` when the run has none there."""
+
+    @abstractmethod
+    def run_tags(self, run_id: str) -> dict[str, str]:
+        """A run's tags (a training run carries its contract's, like its versions)."""
 
     @abstractmethod
     def log_reference(self, run_id: str, frame: pd.DataFrame) -> None:

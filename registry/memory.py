@@ -105,6 +105,9 @@ class InMemoryModelRegistry(ModelRegistry):
             raise RegistryError(f"run {run_id} has no artifact {artifact_file}")
         return text
 
+    def run_tags(self, run_id: str) -> dict[str, str]:
+        return dict(self._run(run_id).tags)
+
     def log_reference(self, run_id: str, frame: pd.DataFrame) -> None:
         self._run(run_id).reference = frame.copy()
 

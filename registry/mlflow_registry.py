@@ -6,6 +6,7 @@ API): a process can talk to several servers, and tests never leak a URI into eac
 
 from __future__ import annotations
 
+import re
 import tempfile
 import time
 from collections.abc import Iterator
@@ -47,6 +48,8 @@ from registry.signature import input_example, model_signature
 
 REGISTRATION_WAIT_SECONDS = 120
 _MISSING = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+# `runs:/<run>/<name>[/path]`: a model logged by this platform lives with the run's LoggedModel.
+_RUN_MODEL_URI = re.compile(r"^runs:/(?P<run_id>[\w-]+)/(?P<name>[\w.-]+)(?P<rest>/.*)?$")
 
 
 def version_info(mv: ModelVersion) -> VersionInfo:
@@ -110,6 +113,9 @@ class MlflowModelRegistry(ModelRegistry):
             except (MlflowException, OSError) as exc:
                 raise RegistryError(f"run {run_id} has no artifact {artifact_file}") from exc
             return Path(local).read_text(encoding="utf-8")
+
+    def run_tags(self, run_id: str) -> dict[str, str]:
+        return dict(self.client.get_run(run_id).data.tags)
 
     def log_reference(self, run_id: str, frame: pd.DataFrame) -> None:
         with tempfile.TemporaryDirectory() as tmp:
@@ -212,7 +218,11 @@ class MlflowModelRegistry(ModelRegistry):
     # Helpers.
 
     def _download_uri(self, uri: str) -> str:
-        """Where a `models:/` URI's files live (resolved with this client, not the global one)."""
+        """Where a `models:/` URI's files live (resolved with this client, not the global one);
+        `runs:/RUN/NAME` is the run's logged model NAME when it has one."""
+        run_model = _RUN_MODEL_URI.match(uri)
+        if run_model is not None:
+            return self._run_model_location(uri, run_model)
         if not uri.startswith("models:/"):
             return uri
         found = get_model_name_and_version(self.client, uri)
@@ -220,6 +230,17 @@ class MlflowModelRegistry(ModelRegistry):
             return self.client.get_logged_model(found[0]).artifact_location
         name, version = found
         return self.client.get_model_version_download_uri(name, version)
+
+    def _run_model_location(self, uri: str, match: re.Match[str]) -> str:
+        run = self.client.get_run(match["run_id"])
+        found = self.client.search_logged_models(
+            experiment_ids=[run.info.experiment_id],
+            filter_string=f"source_run_id = '{match['run_id']}' AND name = '{match['name']}'",
+            max_results=1,
+        )
+        if not found:
+            return uri  # files logged into the run itself
+        return found[0].artifact_location + (match["rest"] or "")
 
     def _experiment_id(self, name: str) -> str:
         experiment = self.client.get_experiment_by_name(name)

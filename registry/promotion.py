@@ -17,13 +17,7 @@ from churnops.model import scoring
 from churnops.model.evaluation import evaluate_scores
 from churnops.model.gate import GateReport, GateRules, judge_challenger
 from registry.history import AliasEvent
-from registry.interface import (
-    CONTRACT_DATASET_TAG,
-    CONTRACT_FINGERPRINT_TAG,
-    ModelRegistry,
-    RegistryError,
-    VersionInfo,
-)
+from registry.interface import ModelRegistry, RegistryError, contract_mismatch
 
 GATE_FOLDER = "gate"
 REPORT_JSON = f"{GATE_FOLDER}/report.json"
@@ -71,25 +65,6 @@ def holdout_auc(
     return evaluate_scores(scoring.labels(holdout, contract), scores).metrics["roc_auc"]
 
 
-def contract_mismatch(champion: VersionInfo, contract: Contract) -> str | None:
-    """Why the champion does not belong to `contract` (so is neither compared with its
-    challengers nor monitored with its traffic), or None when it was trained on it."""
-    fingerprint = champion.tags.get(CONTRACT_FINGERPRINT_TAG)
-    if fingerprint == contract.fingerprint:
-        return None
-    ours = f"{contract.dataset} (fingerprint {contract.fingerprint})"
-    if fingerprint is None:
-        return (
-            f"champion v{champion.version} has no recorded data contract (trained before "
-            f"contracts travelled with models), not contract {ours}"
-        )
-    dataset = champion.tags.get(CONTRACT_DATASET_TAG, "an unnamed dataset")
-    return (
-        f"champion v{champion.version} was trained on contract {dataset} "
-        f"(fingerprint {fingerprint}), not on {ours}"
-    )
-
-
 def _judged_alone(report: GateReport, mismatch: str) -> GateReport:
     """The report of a challenger judged without the champion, saying why."""
     verdict = report.reason.removeprefix("no champion yet; ")
@@ -126,7 +101,7 @@ def judge_versions(
     champion_scores = None
     mismatch = None
     if champion is not None and previous != challenger_version:
-        mismatch = contract_mismatch(champion, contract)
+        mismatch = contract_mismatch(f"champion v{previous}", champion.tags, contract)
         if mismatch is None:
             champion_scores = holdout_scores(registry, previous, holdout, contract)
     challenger_scores = holdout_scores(registry, challenger_version, holdout, contract)

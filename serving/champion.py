@@ -21,12 +21,7 @@ from sklearn.pipeline import Pipeline
 
 from churnops.contract import Contract, Feature
 from churnops.model.scoring import Scorer, churn_probability, rows_to_frame, scorer
-from registry.interface import (
-    CHAMPION,
-    CONTRACT_DATASET_TAG,
-    CONTRACT_FINGERPRINT_TAG,
-    ModelRegistry,
-)
+from registry.interface import CHAMPION, ModelRegistry, contract_mismatch
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +37,7 @@ class LoadedModel:
 
 class Candidate(NamedTuple):
     """What the alias (or a pinned URI) names: the version, where to load it, and its registry
-    tags (None when they cannot be known, e.g. a pinned `runs:/` URI)."""
+    tags (None when they cannot be known, e.g. a pinned local path)."""
 
     version: str
     uri: str
@@ -100,29 +95,6 @@ def smoke_test(model: Pipeline, contract: Contract) -> None:
         raise ValueError(f"model returned {score!r} for the example record")
 
 
-def contract_problem(version: str, tags: dict[str, str] | None, contract: Contract) -> str | None:
-    """Why `version` must not serve under `contract`, or None when it was trained on it."""
-    ours = f"contract '{contract.dataset}' (fingerprint {contract.fingerprint})"
-    if tags is None:
-        return (
-            f"cannot tell which data contract version {version} was trained on (only a "
-            f"registered version, models:/<name>/<version>, carries it); this server serves {ours}"
-        )
-    fingerprint = tags.get(CONTRACT_FINGERPRINT_TAG)
-    if fingerprint == contract.fingerprint:
-        return None
-    if fingerprint is None:
-        return (
-            f"version {version} has no {CONTRACT_FINGERPRINT_TAG} tag (registered before models "
-            f"carried their data contract); this server serves {ours}"
-        )
-    theirs = tags.get(CONTRACT_DATASET_TAG, "an unnamed dataset")
-    return (
-        f"version {version} was trained on contract '{theirs}' (fingerprint {fingerprint}); "
-        f"this server serves {ours}"
-    )
-
-
 class ChampionFollower:
     """Holds the serving model and keeps it in step with the registry alias."""
 
@@ -162,7 +134,7 @@ class ChampionFollower:
             self.refused = None
             return False
         try:
-            problem = contract_problem(version, tags, self.contract)
+            problem = contract_mismatch(_named(version), tags, self.contract)
             if problem is not None:
                 raise ContractMismatch(problem)
             model = self._load(uri)
@@ -231,6 +203,11 @@ class ChampionFollower:
         }
 
 
+def _named(version: str) -> str:
+    """How a refusal names a candidate: `version 3`, or the pinned URI itself."""
+    return f"version {version}" if version.isdigit() else version
+
+
 def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"[:500]
 
@@ -246,17 +223,34 @@ def alias_resolver(registry: ModelRegistry, alias: str = CHAMPION) -> Resolver:
 
 
 VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
+ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/@]+)$")
+RUN_URI = re.compile(r"^runs:/(?P<run_id>[^/]+)/.+$")
 
 
-def pinned_resolver(model_uri: str, registry_for: Callable[[str], ModelRegistry]) -> Resolver:
-    """A fixed URI. `models:/name/N` is version N, with its tags from `registry_for(name)`;
-    any other URI is its own 'version', with no tags to check its contract by."""
-    match = VERSION_URI.match(model_uri)
+def pinned_resolver(
+    model_uri: str, registry: ModelRegistry, registry_for: Callable[[str], ModelRegistry]
+) -> Resolver:
+    """A fixed URI and the tags its contract is checked by. `models:/name/N` is version N and
+    `models:/name@alias` the version the alias names now (loaded by number, so the tags checked
+    are the model loaded), both with their version's tags from `registry_for(name)`;
+    `runs:/RUN/path` is its own 'version' with the run's tags from `registry`. Any other URI has
+    no tags to check its contract by (it is refused)."""
+    by_version, by_alias = VERSION_URI.match(model_uri), ALIAS_URI.match(model_uri)
+    by_run = RUN_URI.match(model_uri)
+    match = by_version or by_alias
+    named = registry_for(match["name"]) if match else None
 
-    def resolve() -> Candidate:
-        if match is None:
-            return Candidate(model_uri, model_uri, None)
-        version = match["version"]
-        return Candidate(version, model_uri, registry_for(match["name"]).version(version).tags)
+    def resolve() -> Candidate | None:
+        if named is not None and by_version is not None:
+            version = by_version["version"]
+            return Candidate(version, model_uri, named.version(version).tags)
+        if named is not None and by_alias is not None:
+            info = named.by_alias(by_alias["alias"])
+            if info is None:
+                return None
+            return Candidate(info.version, named.model_uri(info.version), info.tags)
+        if by_run is not None:
+            return Candidate(model_uri, model_uri, registry.run_tags(by_run["run_id"]))
+        return Candidate(model_uri, model_uri, None)
 
     return resolve

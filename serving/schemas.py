@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from churnops.contract import Contract
-from churnops.records import ID_ATTRIBUTE, record_model
+from churnops.records import ID_ATTRIBUTE, IdText, record_model
 
 # Attribute of the label field of feedback, whatever the contract's target is called.
 LABEL_ATTRIBUTE = "label"
@@ -96,10 +96,10 @@ def _feedback_model(contract: Contract) -> type[BaseModel]:
     accepted = [*target.positive, *target.negative]
 
     def canonical(value: object) -> str:
-        encoded = target.encode(value)
-        if encoded is None:
+        label = target.canonical(value)
+        if label is None:
             raise ValueError(f"{value!r} is not a label of '{target.name}'; use one of {accepted}")
-        return target.positive_label if encoded else target.negative_label
+        return label
 
     def needs_an_id(feedback: BaseModel) -> BaseModel:
         if not feedback.request_id and not getattr(feedback, ID_ATTRIBUTE):  # type: ignore[attr-defined]
@@ -123,7 +123,7 @@ def _feedback_model(contract: Contract) -> type[BaseModel]:
         ),
         **{
             ID_ATTRIBUTE: (
-                str | None,
+                IdText | None,
                 Field(
                     None,
                     alias=contract.id_name,

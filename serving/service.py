@@ -78,6 +78,7 @@ class ChurnService:
         if settings.model_uri:
             resolve = pinned_resolver(
                 settings.model_uri,
+                registry,
                 lambda name: MlflowModelRegistry(settings.tracking_uri, name, settings.experiment),
             )
         else:

@@ -27,7 +27,8 @@ def _where(location: tuple[int | str, ...], raw: Any) -> str:
     node = raw
     for part in location:
         if isinstance(part, int):
-            name = node[part].get("name") if isinstance(node, list | tuple) else None
+            entry = node[part] if isinstance(node, list | tuple) and part < len(node) else None
+            name = entry.get("name") if isinstance(entry, dict) else None
             name_part = f" ({name})" if isinstance(name, str) and text == "features" else ""
             text += f"[{part}]{name_part}"
         else:
@@ -39,6 +40,16 @@ def _where(location: tuple[int | str, ...], raw: Any) -> str:
     return text or "(top level)"
 
 
+def _without_follow_on(errors: list[Any]) -> list[Any]:
+    """Drop "too short" for a list whose entries failed: it only counts the failed entries."""
+    failed_inside = {tuple(error["loc"][:-1]) for error in errors if len(error["loc"]) > 1}
+    return [
+        error
+        for error in errors
+        if not (error["type"] == "too_short" and tuple(error["loc"]) in failed_inside)
+    ]
+
+
 def parse_contract(raw: Any, source: str) -> Contract:
     """A Contract from parsed YAML/TOML; every problem in one message, each naming its key."""
     if not isinstance(raw, dict):
@@ -47,7 +58,7 @@ def parse_contract(raw: Any, source: str) -> Contract:
         return Contract.model_validate(raw)
     except ValidationError as exc:
         lines = []
-        for error in exc.errors():
+        for error in _without_follow_on(exc.errors()):
             message = error["msg"].removeprefix("Value error, ")
             if error["type"] == "extra_forbidden":
                 message = "unknown key"

@@ -10,7 +10,9 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
 import numpy as np
 import pandas as pd
@@ -23,6 +25,7 @@ from churnops.contract.schema import (
     Scalar,
     Target,
     label_key,
+    parse_boolean,
 )
 
 DEFAULT_MAX_CATEGORIES = 50
@@ -63,12 +66,17 @@ BOOLEAN_PAIRS = (
     frozenset({"y", "n"}),
     frozenset({"1", "0"}),
 )
-# Cells that mean "missing" in some exports; churnops reads only blank cells as missing.
+# Cells that mean "missing" in some exports: drafted as the contract's `missing_values` when
+# they are the only non-numbers of a numeric column and no other column uses them as a value.
 MISSING_MARKERS = frozenset({"na", "n/a", "nan", "null", "none", "?", "-", "missing", "#n/a"})
-MAX_ID_LENGTH = 512
+# The contract's default and largest `max_id_length`: a longer column cannot be the id.
+_ID_LENGTH = Contract.model_fields["max_id_length"]
+DEFAULT_ID_LENGTH: int = _ID_LENGTH.default
+MAX_ID_LENGTH: int = next(bound.le for bound in _ID_LENGTH.metadata if hasattr(bound, "le"))
 # Numbers kept per column to pick a typical example value.
 SAMPLE_SIZE = 10_000
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Significant digits of drafted ranges and examples.
+DIGITS = 6
 
 
 class InferError(ValueError):
@@ -184,8 +192,8 @@ class ColumnProfile:
 
     @property
     def missing_markers(self) -> list[str]:
-        """`NA`-style cells in an otherwise numeric column."""
-        if not self.numeric or not self.not_numbers:
+        """`NA`-style cells in an otherwise numeric column (that has numbers too)."""
+        if not self.numeric or not self.not_numbers or self.minimum > self.maximum:
             return []
         return sorted(self.not_numbers)
 
@@ -267,16 +275,19 @@ def draft_contract(
         notes.append(
             f"no id column (--no-id): each row's id is derived from its values ({DERIVED_ID})"
         )
-    features = []
-    for name, column in columns.items():
-        if name in (target_name, key):
-            continue
-        feature = _feature(column, profile.rows, notes)
-        if feature is not None:
-            features.append(feature)
+    kept = [
+        column
+        for name, column in columns.items()
+        if name not in (target_name, key) and not _left_out_noted(column, profile.rows, notes)
+    ]
+    names = _feature_names([column.name for column in kept], taken=(target_name, key))
+    markers = _missing_values(profile, notes)
+    features = [
+        _feature(column, names[column.name], profile.rows, markers, notes) for column in kept
+    ]
     if not features:
         raise InferError("no feature column left once the target and id are set aside")
-    max_id_length = 64
+    max_id_length = DEFAULT_ID_LENGTH
     if key is not None and columns[key].longest > max_id_length:
         max_id_length = min(MAX_ID_LENGTH, columns[key].longest)
     notes.append(
@@ -296,6 +307,7 @@ def draft_contract(
             target=contract_target,
             features=tuple(features),
             header_match=header_match,
+            missing_values=tuple(sorted(markers)),
         )
     except ValidationError as exc:
         problems = "; ".join(error["msg"].removeprefix("Value error, ") for error in exc.errors())
@@ -304,7 +316,32 @@ def draft_contract(
 
 
 def _normalized(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_")
+    """Lower-case words joined by `_`, in any script: `Monthly Charges ($)` -> `monthly_charges`,
+    `Größe (cm)` -> `größe_cm`."""
+    return re.sub(r"\W+", "_", name.strip().lower()).strip("_")
+
+
+def _feature_names(headers: list[str], taken: Iterable[str | None]) -> dict[str, str]:
+    """Header -> feature name. A header that is an identifier in any script (`tenure`, `年齢`,
+    `Größe`) is kept; others are normalised, numbered `_2`, `_3` when that repeats a name, and
+    `column_N` (N its position) when nothing is left. Names never repeat case-insensitively."""
+    kept = {header for header in headers if header.isidentifier() and header != DERIVED_ID}
+    used = {name.strip().casefold() for name in [*taken, *kept] if name is not None}
+    names: dict[str, str] = {}
+    for position, header in enumerate(headers, start=1):
+        if header in kept:
+            names[header] = header
+            continue
+        base = _normalized(header) or f"column_{position}"
+        if base == DERIVED_ID:
+            base = f"{DERIVED_ID}_value"
+        name, copy = base, 1
+        while name.casefold() in used:
+            copy += 1
+            name = f"{base}_{copy}"
+        used.add(name.casefold())
+        names[header] = name
+    return names
 
 
 def _find(columns: dict[str, ColumnProfile], name: str) -> str | None:
@@ -477,32 +514,60 @@ def _left_out(column: ColumnProfile, rows: int) -> str | None:
     return None
 
 
-def _feature(column: ColumnProfile, rows: int, notes: list[str]) -> Feature | None:
-    name = column.name
+def _left_out_noted(column: ColumnProfile, rows: int, notes: list[str]) -> bool:
     reason = _left_out(column, rows)
     if reason is not None:
-        notes.append(f"column {name!r} left out: {reason}")
-        return None
-    spec: dict[str, object] = {"name": name, "nullable": column.blanks > 0}
-    if not IDENTIFIER.match(name) or name == DERIVED_ID:
-        spec["name"] = _normalized(name) or "column"
-        if spec["name"] == DERIVED_ID:
-            spec["name"] = f"{DERIVED_ID}_value"
+        notes.append(f"column {column.name!r} left out: {reason}")
+    return reason is not None
+
+
+def _missing_values(profile: DataProfile, notes: list[str]) -> set[str]:
+    """`NA`-style cells of numeric columns, unless another column holds one as a real value
+    (`NA` for North America): the contract's `missing_values` apply to every column."""
+    wanted = {
+        marker: name
+        for name, column in profile.columns.items()
+        for marker in column.missing_markers
+    }
+    used_elsewhere = {
+        marker
+        for marker, owner in wanted.items()
+        for name, column in profile.columns.items()
+        if name != owner and marker in column.counts and not column.missing_markers
+    }
+    markers = set(wanted) - used_elsewhere
+    if markers:
+        shown = ", ".join(repr(marker) for marker in sorted(markers))
+        notes.append(f"missing_values: {shown} read as blank (they fill otherwise numeric columns)")
+    return markers
+
+
+def _feature(
+    column: ColumnProfile, feature_name: str, rows: int, markers: set[str], notes: list[str]
+) -> Feature:
+    name = column.name
+    marked = bool(column.missing_markers) and set(column.missing_markers) <= markers
+    spec: dict[str, object] = {"name": feature_name, "nullable": column.blanks > 0 or marked}
+    if feature_name != name:
         spec["aliases"] = (name,)
-        notes.append(f"column {name!r} is called {spec['name']!r} (the header is an alias)")
+        notes.append(f"column {name!r} is called {feature_name!r} (the header is an alias)")
     if column.blanks:
         notes.append(f"{name!r} is nullable: blank in {column.blanks:,} of {rows:,} rows")
-    if column.missing_markers:
-        markers = ", ".join(repr(m) for m in column.missing_markers[:5])
+    if column.missing_markers and not marked:
+        shown = ", ".join(repr(m) for m in column.missing_markers[:5])
         notes.append(
-            f"{name!r} is numeric except for {markers}: only blank cells count as missing, so "
-            "it is drafted as categorical; blank those cells and infer again"
+            f"{name!r} is numeric except for {shown}, which other columns use as values, so it "
+            "is drafted as categorical; blank those cells and infer again"
+        )
+    elif marked:
+        notes.append(
+            f"{name!r} is nullable: {column.not_numbers.total():,} cell(s) of it are missing_values"
         )
     booleans = column.boolean_keys()
     if booleans is not None:
-        spec.update(kind="boolean", example=_most_common(column) in _TRUE_KEYS)
+        spec.update(kind="boolean", example=parse_boolean(_most_common(column)) is True)
         notes.append(f"{name!r} is boolean: its values are {sorted(column.counts)}")
-    elif column.is_number:
+    elif column.is_number or (marked and not column.leading_zeros):
         _numeric(spec, column)
     else:
         _categorical(spec, column, notes)
@@ -511,11 +576,8 @@ def _feature(column: ColumnProfile, rows: int, notes: list[str]) -> Feature | No
     return Feature.model_validate(spec)
 
 
-_TRUE_KEYS = frozenset({"true", "t", "yes", "y", "1"})
-
-
 def _most_common(column: ColumnProfile) -> str:
-    return label_key(column.counts.most_common(1)[0][0])
+    return column.counts.most_common(1)[0][0]
 
 
 def _numeric(spec: dict[str, object], column: ColumnProfile) -> None:
@@ -528,16 +590,25 @@ def _numeric(spec: dict[str, object], column: ColumnProfile) -> None:
             example=round(typical),
         )
         return
+    minimum = _round(column.minimum, ROUND_FLOOR)
+    maximum = _round(column.maximum, ROUND_CEILING)
     spec.update(
         kind="numeric",
-        minimum=_round(column.minimum),
-        maximum=_round(column.maximum),
-        example=_round(typical),
+        minimum=minimum,
+        maximum=maximum,
+        example=min(max(_round(typical, ROUND_HALF_EVEN), minimum), maximum),
     )
 
 
-def _round(number: float) -> float:
-    return float(f"{number:.6g}")
+def _round(number: float, rounding: str) -> float:
+    """`number` to `DIGITS` significant digits, in the direction `rounding` says: a range is
+    rounded outwards (floor the minimum, ceiling the maximum) so the file it was drafted from
+    stays inside it (1234564.7 -> at most 1234570, never 1234560)."""
+    if number == 0 or not math.isfinite(number):
+        return float(number)
+    shortest = Decimal(repr(number))  # the digits as written (30.1), not the binary expansion
+    step = Decimal(1).scaleb(shortest.adjusted() - DIGITS + 1)
+    return float(shortest.quantize(step, rounding=rounding))
 
 
 def _categorical(spec: dict[str, object], column: ColumnProfile, notes: list[str]) -> None:

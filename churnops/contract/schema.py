@@ -81,7 +81,36 @@ class Feature(_Strict):
             raise ValueError(f"{self.name}: minimum/maximum are only for numeric or integer")
         if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
             raise ValueError(f"{self.name}: minimum {self.minimum} > maximum {self.maximum}")
+        problem = self._example_problem()
+        if problem is not None:
+            raise ValueError(f"{self.name}: example {self.example!r} {problem}")
         return self
+
+    def _example_problem(self) -> str | None:
+        """Why `example` is not a value of this feature (it becomes the API's example)."""
+        value = self.example
+        if value is None:
+            return None
+        if self.kind == "boolean":
+            return None if parse_boolean(value) is not None else "is not a boolean (true/false)"
+        if self.kind == "categorical":
+            if not isinstance(value, str):
+                return "is not text (quote it)"
+            closed = self.categories is not None and not self.open_categories
+            if closed and value not in (self.categories or ()):
+                return f"is not one of the categories {list(self.categories or ())}"
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"is not a number (kind {self.kind!r})"
+        if not math.isfinite(value):
+            return "is not a finite number"
+        if self.kind == "integer" and value != int(value):
+            return "is not a whole number (kind 'integer')"
+        if self.minimum is not None and value < self.minimum:
+            return f"is below the minimum {self.minimum}"
+        if self.maximum is not None and value > self.maximum:
+            return f"is above the maximum {self.maximum}"
+        return None
 
     @property
     def is_open(self) -> bool:
@@ -150,6 +179,14 @@ class Target(_Strict):
             return 0
         return None
 
+    def canonical(self, value: object) -> str | None:
+        """The label text the prediction store keeps and answers use (`positive_label` or
+        `negative_label`) for any accepted spelling of `value`; None when it is no label."""
+        encoded = self.encode(value)
+        if encoded is None:
+            return None
+        return self.positive_label if encoded else self.negative_label
+
 
 class Contract(_Strict):
     """A churn dataset's schema; `fingerprint` identifies what a model was trained on."""
@@ -165,6 +202,9 @@ class Contract(_Strict):
     features: tuple[Feature, ...] = Field(min_length=1)
     # How file headers are matched to names and aliases.
     header_match: Literal["exact", "case_insensitive"] = "case_insensitive"
+    # Cell texts that mean "no value" besides a blank (e.g. NA, null, ?): compared after
+    # stripping, case-sensitive. They change how a file is read, not the model's inputs.
+    missing_values: tuple[str, ...] = ()
     # Segments the promotion gate judges: `column` (one per value) or `column:e0,e1,...`.
     slices: tuple[str, ...] = ()
 
@@ -177,6 +217,15 @@ class Contract(_Strict):
                 raise ValueError(f"feature {feature.name!r} is listed twice")
             seen.add(feature.name)
         return features
+
+    @field_validator("missing_values")
+    @classmethod
+    def _stripped_markers(cls, markers: tuple[str, ...]) -> tuple[str, ...]:
+        """Cells are compared stripped, so a marker is too; a blank one would mean nothing."""
+        stripped = tuple(marker.strip() for marker in markers)
+        if "" in stripped:
+            raise ValueError("a missing value marker must not be blank (blank cells already are)")
+        return stripped
 
     @model_validator(mode="after")
     def _names_do_not_clash(self) -> Contract:
@@ -267,8 +316,10 @@ class Contract(_Strict):
 
     @cached_property
     def fingerprint(self) -> str:
-        """16 hex digits over what changes a model's inputs or labels (not descriptions,
-        examples, aliases or slices): a model is only served under the contract it knows."""
+        """16 hex digits over what a model consumes: names, kinds, categories, the id and the
+        target's labels. Not what only changes which rows validation accepts (ranges,
+        nullability, missing markers) nor prose (descriptions, examples, aliases, slices), so
+        widening a range after training keeps the champion servable."""
         essence = {
             "id": self.id_column,
             "target": {
@@ -277,8 +328,7 @@ class Contract(_Strict):
                 "negative": sorted(label_key(v) for v in self.target.negative),
             },
             "features": [
-                f.model_dump(include={"name", "kind", "categories", "open_categories", "nullable"})
-                | {"minimum": f.minimum, "maximum": f.maximum}
+                f.model_dump(include={"name", "kind", "categories", "open_categories"})
                 for f in self.features
             ],
         }

@@ -1,9 +1,10 @@
 """Turn raw customer rows (strings from a CSV, or typed rows) into typed rows under a contract.
 
 Headers are matched to the contract's names and aliases; each column is typed by its kind, and
-every problem names the source, the line and the column, so a user can fix their file. Nothing
-is silently dropped except duplicate customer ids (counted). `contract_problems` lists every
-problem (`churnops contract check`); `clean_customers` raises on the first ones.
+every problem names the source, the line (a CSV file's line, else the row) and the column, so a
+user can fix their file. Cells equal to one of the contract's `missing_values` read as blank.
+Nothing is silently dropped except duplicate customer ids (counted). `contract_problems` lists
+every problem (`churnops contract check`); `clean_customers` raises on the first ones.
 
 Work is vectorized per column; a cell's text is interpreted once per distinct value, so files of
 millions of rows with few distinct categories stay fast.
@@ -22,7 +23,6 @@ from churnops.contract import Contract, ContractError, Feature, derive_row_id, p
 
 MAX_REPORTED_ROWS = 5  # rows named in one ContractError message
 MAX_REPORTED_COLUMNS = 3  # failing columns named in one ContractError message
-SYNTHETIC = "synthetic"
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,9 @@ class CleanResult:
 
 @dataclass(frozen=True)
 class Problem:
-    """One way a file breaks its contract: the line (None for the file or a whole column), the
-    column as the contract names it ("" for the file) and what is wrong."""
+    """One way a file breaks its contract: where (a CSV file's line, else the 1-based row; None
+    for the file or a whole column), the column as the contract names it ("" for the file) and
+    what is wrong."""
 
     line: int | None
     column: str
@@ -42,7 +43,7 @@ class Problem:
     source: str = ""
 
     def __str__(self) -> str:
-        where = [f"{_noun(self.source)} {self.line}"] if self.line is not None else []
+        where = [f"{_numbering(self.source)[0]} {self.line}"] if self.line is not None else []
         if self.column:
             where.append(f"column '{self.column}'")
         prefix = f"{self.source}: " if self.source else ""
@@ -59,13 +60,16 @@ class _Issue:
     shown: pd.Series  # the offending values, as read (or as parsed for range rules)
 
 
-def _noun(source: str) -> str:
-    return "row" if source == SYNTHETIC else "line"
+def _numbering(source: str) -> tuple[str, int]:
+    """How a source names a row and what its first data row is called: a CSV file's lines count
+    the header as line 1 (so an editor finds them); other sources (Parquet files, the synthetic
+    generator, the prediction store) have no lines, so their rows count from 1."""
+    return ("line", 2) if source.strip().lower().endswith(".csv") else ("row", 1)
 
 
-def _line(position: int) -> int:
-    """A row's line in its file: the header is line 1."""
-    return int(position) + 2
+def _line(position: int, source: str) -> int:
+    """Where row `position` (0-based) of `source` is, as `_numbering` names it."""
+    return int(position) + _numbering(source)[1]
 
 
 def _shorten(value: object) -> str:
@@ -122,22 +126,35 @@ def _interpret(values: pd.Series, read: Callable[[object], object]) -> _Read:
 
 
 class _Column:
-    """One raw column being typed under its contract name, and the issues found on the way."""
+    """One raw column being typed under its contract name, and the issues found on the way.
+    `raw` is what the file holds (problems show it), `values` what is typed (markers blanked)."""
 
-    def __init__(self, name: str, values: pd.Series) -> None:
+    def __init__(self, name: str, raw: pd.Series, markers: frozenset[str] = frozenset()) -> None:
         self.name = name
-        self.values = values
+        self.raw = raw
+        self.values = _without_markers(raw, markers)
         self.issues: list[_Issue] = []
 
     def fail(self, mask: np.ndarray, rule: str, shown: pd.Series | None = None) -> None:
         bad = np.flatnonzero(mask)
         if len(bad):
-            source = self.values if shown is None else shown
+            source = self.raw if shown is None else shown
             self.issues.append(_Issue(self.name, bad, rule, source.iloc[bad]))
 
     def require(self, blank: np.ndarray, nullable: bool) -> None:
         if not nullable:
             self.fail(blank, "must not be blank")
+
+
+def _without_markers(values: pd.Series, markers: frozenset[str]) -> pd.Series:
+    """`values` with the cells that are a missing value marker (after stripping) blanked; each
+    distinct text is looked at once."""
+    if not markers or pd.api.types.is_numeric_dtype(values.dtype):
+        return values
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    marked = [isinstance(value, str) and value.strip() in markers for value in uniques]
+    mask = np.array([*marked, False], dtype=bool)[codes]  # code -1 (missing) stays as it is
+    return values.mask(mask) if mask.any() else values
 
 
 def _categorical(column: _Column, feature: Feature) -> pd.Series:
@@ -271,7 +288,24 @@ def _missing_columns(raw: pd.DataFrame, contract: Contract) -> list[str]:
     return [name for name in contract.required_columns() if name not in mapped]
 
 
-def _file_problems(raw: pd.DataFrame, source: str, contract: Contract) -> list[Problem]:
+def _repeated_columns(raw: pd.DataFrame, contract: Contract) -> dict[str, list[str]]:
+    """Contract name -> the file's headers matching it, where more than one does (`Churn` and
+    `churn`, or a name and its alias): which one holds the data is anyone's guess."""
+    matches: dict[str, list[str]] = {}
+    for header in raw.columns:
+        for name in contract.header_mapping([header]).values():
+            matches.setdefault(name, []).append(str(header))
+    return {name: headers for name, headers in matches.items() if len(headers) > 1}
+
+
+def _repeated_message(headers: list[str]) -> str:
+    shown = ", ".join(_shorten(header) for header in headers)
+    return f"{len(headers)} headers match this column ({shown}); keep one, rename or drop the rest"
+
+
+def file_problems(raw: pd.DataFrame, source: str, contract: Contract) -> list[Problem]:
+    """What is wrong with the file as a whole: missing or repeated columns, no rows. Cheap (no
+    cell is read); empty means the cells can be checked."""
     missing = _missing_columns(raw, contract)
     problems = [
         Problem(
@@ -279,7 +313,11 @@ def _file_problems(raw: pd.DataFrame, source: str, contract: Contract) -> list[P
         )
         for name in missing
     ]
-    if not missing and raw.empty:
+    problems += [
+        Problem(None, name, _repeated_message(headers), source)
+        for name, headers in _repeated_columns(raw, contract).items()
+    ]
+    if not problems and raw.empty:
         problems.append(Problem(None, "", "no data rows", source))
     return problems
 
@@ -294,10 +332,11 @@ def _typed(raw: pd.DataFrame, contract: Contract) -> tuple[pd.DataFrame, list[_I
     """Every contract column typed (rows with problems hold placeholders) and every issue."""
     mapping = contract.header_mapping(raw.columns)
     headers = list(raw.columns)
-    frame = {  # by position: the first of repeated headers
+    frame = {  # by position (`file_problems` has ruled out repeated headers)
         name: raw.iloc[:, headers.index(header)].reset_index(drop=True)
         for header, name in mapping.items()
     }
+    markers = frozenset(contract.missing_values)
     issues: list[_Issue] = []
     typed: dict[str, pd.Series] = {}
     if contract.id_column is not None:
@@ -305,10 +344,10 @@ def _typed(raw: pd.DataFrame, contract: Contract) -> tuple[pd.DataFrame, list[_I
         typed[contract.id_column] = _ids(column, contract)
         issues += column.issues
     for feature in contract.features:
-        column = _Column(feature.name, frame[feature.name])
+        column = _Column(feature.name, frame[feature.name], markers)
         typed[feature.name] = _typed_feature(column, feature)
         issues += column.issues
-    column = _Column(contract.target.name, frame[contract.target.name])
+    column = _Column(contract.target.name, frame[contract.target.name], markers)
     typed[contract.target.name] = _target(column, contract)
     issues += column.issues
     return pd.DataFrame(typed), issues
@@ -319,7 +358,7 @@ def contract_problems(
 ) -> list[Problem]:
     """Every way `raw` breaks `contract`: missing columns, else each bad cell with its line
     (at most `limit_per_column` per column, then a count of the rest). Empty: the file is good."""
-    problems = _file_problems(raw, source, contract)
+    problems = file_problems(raw, source, contract)
     if problems:
         return problems
     _, issues = _typed(raw, contract)
@@ -341,7 +380,7 @@ def contract_problems(
         )
         for position, index, value in cells[:limit_per_column]:
             message = f"{column_issues[index].rule} (got {_shorten(value)})"
-            problems.append(Problem(_line(position), column, message, source))
+            problems.append(Problem(_line(position, source), column, message, source))
         rest = sum(len(issue.bad) for issue in column_issues) - limit_per_column
         if rest > 0:
             problems.append(Problem(None, column, f"and {rest:,} more problem(s)", source))
@@ -349,27 +388,28 @@ def contract_problems(
 
 
 def _issue_message(issue: _Issue, source: str) -> str:
-    rows = ", ".join(str(_line(p)) for p in issue.bad[:MAX_REPORTED_ROWS])
+    rows = ", ".join(str(_line(p, source)) for p in issue.bad[:MAX_REPORTED_ROWS])
     more = len(issue.bad) - MAX_REPORTED_ROWS
     rows += f" (+{more:,} more)" if more > 0 else ""
     got = _shorten(issue.shown.iloc[0])
-    return f"{source}: column '{issue.column}' {_noun(source)} {rows}: {issue.rule} (got {got})"
+    noun = _numbering(source)[0]
+    return f"{source}: column '{issue.column}' {noun} {rows}: {issue.rule} (got {got})"
 
 
 def clean_customers(raw: pd.DataFrame, source: str, contract: Contract) -> CleanResult:
     """Cleaned data: exactly `contract.columns`, typed by kind. A file that breaks the contract
     raises `ContractError` naming source, column and line; duplicate ids are dropped (keeping the
     last); without an id column the key is derived from each row's features."""
-    problems = _file_problems(raw, source, contract)
+    missing = _missing_columns(raw, contract)
+    if missing:
+        raise ContractError(
+            f"{source}: missing column(s) {', '.join(missing)} of contract "
+            f"'{contract.dataset}'; expected {', '.join(contract.required_columns())} "
+            f"(headers match case-insensitively or by alias); the file has {_headers(raw)}"
+        )
+    problems = file_problems(raw, source, contract)
     if problems:
-        missing = [p.column for p in problems if p.column]
-        if missing:
-            raise ContractError(
-                f"{source}: missing column(s) {', '.join(missing)} of contract "
-                f"'{contract.dataset}'; expected {', '.join(contract.required_columns())} "
-                f"(headers match case-insensitively or by alias); the file has {_headers(raw)}"
-            )
-        raise ContractError(str(problems[0]))
+        raise ContractError("\n".join(str(problem) for problem in problems))
     typed, issues = _typed(raw, contract)
     if issues:
         first = sorted(issues, key=lambda issue: int(issue.bad[0]))

@@ -12,13 +12,18 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from churnops.contract import telco_contract
+from churnops.contract import Contract, telco_contract
 
 # The generator's own schema: the shipped Telco contract, whatever contract a deployment uses.
 TELCO = telco_contract()
 ID_COLUMN = TELCO.id_name
 TARGET_COLUMN = TELCO.target.name
 CHURN_LABELS = (TELCO.target.negative_label, TELCO.target.positive_label)
+
+
+def is_demo_contract(contract: Contract) -> bool:
+    """The generator makes data for `contract` (the shipped Telco one, by fingerprint)."""
+    return contract.fingerprint == TELCO.fingerprint
 
 
 @dataclass(frozen=True)

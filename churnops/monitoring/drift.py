@@ -17,9 +17,9 @@ from scipy import stats
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from churnops.contract import Contract, Feature
+from churnops.monitoring.prediction_store import SCORE_COLUMN
 from churnops.settings import Settings
 
-SCORE_COLUMN = "churn_probability"
 EPSILON = 1e-4
 # Levels of an open categorical compared one by one (by frequency); the rest share a bucket.
 MAX_OPEN_LEVELS = 100

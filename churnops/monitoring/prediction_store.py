@@ -49,15 +49,52 @@ from churnops.contract import Contract, Feature
 PREDICTIONS = "predictions"
 FEEDBACK = "feedback"
 SCORE_COLUMN = "churn_probability"
+# The served answer (`positive_label` / `negative_label`) is stored as `churn`; a read window
+# names it `predicted_churn`, apart from the target's own column (which may be `churn` too).
 ANSWER_COLUMN = "churn"
+PREDICTED_COLUMN = "predicted_churn"
 # The store's own columns, beside the contract's.
 _PREDICTION_META = ("request_id", "ts", "model_version")
-_RESERVED = frozenset({*_PREDICTION_META, SCORE_COLUMN, ANSWER_COLUMN, "id", "label_by_request"})
+_LABEL_BY_REQUEST = "label_by_request"
 # Longest stored categorical value or label (open categories are capped at 200 by the API).
 TEXT_LENGTH = 200
 # The packed read (below) keeps its mixed-radix number within a signed 64-bit integer.
 MAX_PACKED_RADIX = 2**62
 PACKED = "packed_categories"
+
+
+def name_clashes(contract: Contract) -> list[str]:
+    """Contract names the store cannot keep apart from its own columns or from each other, in
+    a table or in a read window. SQL compares names case-insensitively, so `TS` is `ts`."""
+    id_name, features, target = contract.id_name, contract.feature_names, contract.target.name
+    places = {
+        "table predictions": (
+            *_PREDICTION_META,
+            SCORE_COLUMN,
+            ANSWER_COLUMN,
+            id_name,
+            *features,
+        ),
+        "table feedback": ("id", "ts", "request_id", id_name, target),
+        "a read window": (
+            *_PREDICTION_META,
+            SCORE_COLUMN,
+            PREDICTED_COLUMN,
+            _LABEL_BY_REQUEST,
+            PACKED,
+            id_name,
+            *features,
+            target,
+        ),
+    }
+    clashes: set[str] = set()
+    for place, names in places.items():
+        seen: dict[str, str] = {}
+        for name in names:
+            first = seen.setdefault(name.casefold(), name)
+            if first is not name:
+                clashes.add(f"{first!r} and {name!r} ({place})")
+    return sorted(clashes)
 
 
 class StoreSchemaError(RuntimeError):
@@ -70,7 +107,8 @@ def _column_type(feature: Feature) -> Any:
         return String(TEXT_LENGTH)
     if feature.kind == "boolean":
         return Boolean(create_constraint=False)
-    return Integer if feature.kind == "integer" else Float
+    # A contract's integers need not fit 32 bits (PostgreSQL's INTEGER); SQLite's are 64 anyway.
+    return BigInteger if feature.kind == "integer" else Float
 
 
 @dataclass(frozen=True)
@@ -86,6 +124,13 @@ class StoreSchema:
     def prediction_columns(self) -> tuple[str, ...]:
         """Column order of `write_prediction_rows` tuples."""
         return tuple(column.name for column in self.predictions.columns)
+
+    @cached_property
+    def window_columns(self) -> tuple[str, ...]:
+        """Columns of a read window before the label: the answer is `PREDICTED_COLUMN`."""
+        return tuple(
+            PREDICTED_COLUMN if name == ANSWER_COLUMN else name for name in self.prediction_columns
+        )
 
     @cached_property
     def sqlite_insert(self) -> str:
@@ -107,19 +152,20 @@ class StoreSchema:
         return tuple(packed)
 
 
-_SCHEMAS: dict[str, StoreSchema] = {}
+# Keyed by the whole contract: nullability shapes the tables but not the fingerprint.
+_SCHEMAS: dict[Contract, StoreSchema] = {}
 
 
 def store_schema(contract: Contract) -> StoreSchema:
-    """The tables for `contract` (built once per fingerprint)."""
-    schema = _SCHEMAS.get(contract.fingerprint)
+    """The tables for `contract` (built once per contract)."""
+    schema = _SCHEMAS.get(contract)
     if schema is not None:
         return schema
-    clashes = sorted(_RESERVED & {contract.id_name, *contract.feature_names})
+    clashes = name_clashes(contract)
     if clashes:
         raise StoreSchemaError(
-            f"contract '{contract.dataset}': column(s) {clashes} clash with the prediction "
-            f"store's own columns {sorted(_RESERVED)}; rename them in the contract"
+            f"contract '{contract.dataset}': the prediction store cannot keep these columns "
+            f"apart: {'; '.join(clashes)}; rename them in the contract"
         )
     metadata = MetaData()
     id_length = max(64, contract.max_id_length)
@@ -147,7 +193,7 @@ def store_schema(contract: Contract) -> StoreSchema:
         Column(contract.target.name, String(64), nullable=False),
     )
     schema = StoreSchema(contract, metadata, predictions, feedback)
-    _SCHEMAS[contract.fingerprint] = schema
+    _SCHEMAS[contract] = schema
     return schema
 
 
@@ -246,12 +292,11 @@ def write_feedback(engine: Engine, contract: Contract, labels: Iterable[dict[str
     """Labels keyed by `request_id` and/or the contract's id name, with the target's value in
     any spelling the contract accepts (stored as its canonical label)."""
     target = contract.target
-    canonical = {1: target.positive_label, 0: target.negative_label}
     now = time.time()
     rows = []
     for label in labels:
-        encoded = target.encode(label.get(target.name))
-        if encoded is None:
+        canonical = target.canonical(label.get(target.name))
+        if canonical is None:
             raise ValueError(
                 f"{target.name}: {label.get(target.name)!r} is not one of "
                 f"{[*target.positive, *target.negative]}"
@@ -261,7 +306,7 @@ def write_feedback(engine: Engine, contract: Contract, labels: Iterable[dict[str
                 "ts": now,
                 "request_id": label.get("request_id"),
                 contract.id_name: label.get(contract.id_name),
-                target.name: canonical[encoded],
+                target.name: canonical,
             }
         )
     if rows:
@@ -286,8 +331,9 @@ def read_predictions(
     contract: Contract,
 ) -> pd.DataFrame:
     """Predictions with since_ts < ts <= until_ts (unbounded when None), oldest first, each with
-    its label if one came (the target column: the canonical label, or missing). Categorical
-    fields come back as pandas categoricals, booleans as 0.0/1.0 like cleaned data."""
+    its label if one came (the target column: the canonical label, or missing) and the served
+    answer as `PREDICTED_COLUMN`. Categorical fields come back as pandas categoricals, booleans
+    as 0.0/1.0 like cleaned data."""
     ensure_tables(engine, contract)
     schema = store_schema(contract)
     with engine.connect() as connection:
@@ -304,7 +350,7 @@ def read_predictions(
             # SQLite returns 0/1, PostgreSQL True/False; cleaned data holds 0.0/1.0.
             frame[feature.name] = frame[feature.name].astype(float)
     by_customer = _labels_by_customer(engine, schema)
-    label = frame.pop("label_by_request").astype(object)
+    label = frame.pop(_LABEL_BY_REQUEST).astype(object)
     by_id = frame[contract.id_name].map(by_customer)
     frame[contract.target.name] = label.where(label.notna(), by_id)
     return frame
@@ -317,13 +363,13 @@ def _window_query(
     labels = (
         select(
             feedback.c.request_id,
-            feedback.c[schema.contract.target.name].label("label_by_request"),
+            feedback.c[schema.contract.target.name].label(_LABEL_BY_REQUEST),
         )
         .where(feedback.c.request_id.is_not(None))
         .subquery()
     )
     query = (
-        select(*columns, labels.c.label_by_request)
+        select(*(_as_read(column) for column in columns), labels.c[_LABEL_BY_REQUEST])
         .outerjoin(labels, labels.c.request_id == predictions.c.request_id)
         .order_by(predictions.c.ts)
     )
@@ -332,6 +378,11 @@ def _window_query(
     if until_ts is not None:
         query = query.where(predictions.c.ts <= until_ts)
     return query
+
+
+def _as_read(column: Any) -> Any:
+    """The served answer is read as `PREDICTED_COLUMN` (the target may be called `churn`)."""
+    return column.label(PREDICTED_COLUMN) if column.name == ANSWER_COLUMN else column
 
 
 # Reading a window costs a Python object per cell, so the closed categorical fields travel as
@@ -394,7 +445,7 @@ def _read_packed(
     if fields is None:
         return None
     frame = frame.assign(**fields)
-    return frame[[*schema.prediction_columns, "label_by_request"]]
+    return frame[[*schema.window_columns, _LABEL_BY_REQUEST]]
 
 
 def _labels_by_customer(engine: Engine, schema: StoreSchema) -> pd.Series:

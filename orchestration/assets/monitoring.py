@@ -16,7 +16,7 @@ from orchestration.resources import (
     MonitorPolicy,
     PredictionStore,
 )
-from registry.promotion import contract_mismatch
+from registry.interface import contract_mismatch
 
 MONITORING = "monitoring"
 
@@ -66,7 +66,7 @@ def drift_report(
     champion = registry.champion()
     if champion is None or champion.run_id is None:
         raise dg.Failure("no champion with a training run to compare against", allow_retries=False)
-    mismatch = contract_mismatch(champion, data_contract)
+    mismatch = contract_mismatch(f"champion v{champion.version}", champion.tags, data_contract)
     if mismatch is not None:
         raise dg.Failure(f"cannot report drift: {mismatch}", allow_retries=False)
     thresholds = monitor_policy.thresholds()

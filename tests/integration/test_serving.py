@@ -113,6 +113,16 @@ def test_bad_input_is_4xx_naming_the_field(bento, path: str, payload: dict, fiel
     assert any(field in loc for loc in locations), locations
 
 
+def test_numeric_ids_and_whole_number_floats_are_accepted(bento, champion: str) -> None:
+    record = {**example_record(), "customerID": 15634602, "tenure": 12.0}
+    response = httpx.post(f"{bento.url}/predict", json={"customer": record})
+    assert response.status_code == 200, response.text
+    assert response.json()["customerID"] == "15634602"
+    fraction = httpx.post(f"{bento.url}/predict", json={"customer": {**record, "tenure": 12.5}})
+    assert fraction.status_code == 400
+    assert [detail["loc"][-1] for detail in fraction.json()["detail"]] == ["tenure"]
+
+
 def test_non_json_body_is_rejected_with_4xx(bento) -> None:
     response = httpx.post(
         f"{bento.url}/predict",
@@ -214,6 +224,24 @@ def test_pinned_model_uri_is_served_regardless_of_alias(
         wait_ready(server)
         body = httpx.post(f"{server.url}/predict", json={"customer": example_record()}).json()
         assert body["model_version"] == champion
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("form", ["alias", "run"])
+def test_pinned_alias_and_run_uris_are_checked_by_their_contract_tags(
+    tmp_path: Path, mlflow_uri: str, champion: str, form: str
+) -> None:
+    registry = MlflowModelRegistry(mlflow_uri, MODEL, "serving-tests")
+    run_id = registry.version(champion).run_id
+    uri = f"models:/{MODEL}@champion" if form == "alias" else f"runs:/{run_id}/model"
+    server = start_bento(tmp_path, mlflow_uri, MODEL, CHURNOPS_MODEL_URI=uri)
+    try:
+        wait_ready(server)
+        status = httpx.get(f"{server.url}/model").json()
+        assert status["refused_version"] is None
+        body = httpx.post(f"{server.url}/predict", json={"customer": example_record()}).json()
+        assert body["model_version"] == (champion if form == "alias" else uri)
     finally:
         server.stop()
 

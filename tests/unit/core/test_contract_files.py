@@ -110,6 +110,60 @@ def test_unreadable_and_malformed_files_name_the_file(tmp_path: Path) -> None:
         load_contract(listed)
 
 
+def test_a_feature_that_is_not_a_mapping_names_its_key() -> None:
+    message = _error(_with(features=["visits", MINIMAL["features"][1]]))
+    assert "features[0]: Input should be a valid dictionary" in message
+    assert "at least 1 item" not in message  # no follow-on error for the list itself
+
+
+@pytest.mark.parametrize(
+    ("feature", "expected"),
+    [
+        ({"kind": "boolean", "example": "maybe"}, "example 'maybe' is not a boolean"),
+        ({"kind": "integer", "example": 1.5}, "example 1.5 is not a whole number"),
+        ({"kind": "integer", "example": True}, "example True is not a number"),
+        ({"kind": "numeric", "example": "lots"}, "example 'lots' is not a number"),
+        ({"kind": "numeric", "maximum": 10, "example": 12.5}, "is above the maximum 10.0"),
+        ({"kind": "integer", "minimum": 0, "example": -1}, "is below the minimum 0.0"),
+        ({"kind": "categorical", "categories": ["a", "b"], "example": "c"}, "not one of"),
+        ({"kind": "categorical", "example": 7}, "example 7 is not text"),
+    ],
+)
+def test_an_example_that_does_not_fit_its_feature_names_it(
+    tmp_path: Path, feature: dict, expected: str
+) -> None:
+    path = tmp_path / "shop.yaml"
+    path.write_text(yaml.safe_dump(_with(features=[{"name": "extra", **feature}])))
+    with pytest.raises(ContractFileError) as info:
+        load_contract(path)
+    assert f"{path}: invalid contract" in str(info.value)
+    assert "features[0] (extra)" in str(info.value) and expected in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "feature",
+    [
+        {"kind": "boolean", "example": "Yes"},
+        {"kind": "boolean", "example": False},
+        {"kind": "integer", "minimum": 0, "maximum": 5, "example": 5.0},
+        {"kind": "numeric", "example": 3},
+        {"kind": "categorical", "categories": ["a"], "open_categories": True, "example": "z"},
+        {"kind": "categorical", "example": "anything"},
+    ],
+)
+def test_an_example_of_the_right_kind_is_accepted(feature: dict) -> None:
+    contract = parse_contract(_with(features=[{"name": "extra", **feature}]), "shop.yaml")
+    assert contract.by_name["extra"].example == feature["example"]
+
+
+def test_an_unknown_kind_in_a_file_names_the_file_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "shop.toml"
+    path.write_text(TOML.replace('kind = "integer"', 'kind = "whole"'))
+    with pytest.raises(ContractFileError) as info:
+        load_contract(path)
+    assert "features[0] (visits).kind" in str(info.value) and "'whole'" in str(info.value)
+
+
 def test_the_fingerprint_ignores_prose_but_not_categories_kinds_or_labels() -> None:
     base = parse_contract(MINIMAL, "a")
     described = [
@@ -125,3 +179,21 @@ def test_the_fingerprint_ignores_prose_but_not_categories_kinds_or_labels() -> N
     flipped = {"name": "left", "positive": [0], "negative": [1]}
     assert parse_contract(_with(target=flipped), "e").fingerprint != base.fingerprint
     assert len(base.fingerprint) == 16
+
+
+def test_validation_only_settings_leave_the_fingerprint_alone() -> None:
+    """Widening a range (or allowing blanks) after training must not make serving refuse the
+    champion; changing what the model sees must."""
+    base = parse_contract(MINIMAL, "a")
+    visits, plan = MINIMAL["features"]
+    widened = [{**visits, "minimum": -10, "maximum": 10_000, "nullable": True}, plan]
+    relaxed = parse_contract(_with(features=widened, missing_values=["NA"]), "b")
+    assert relaxed.fingerprint == base.fingerprint
+    for changed in (
+        {**plan, "categories": ["basic", "plus", "pro"]},
+        {**plan, "open_categories": True},
+        {"name": "plan", "kind": "categorical"},
+        {**plan, "name": "tier"},
+    ):
+        other = parse_contract(_with(features=[visits, changed]), "c")
+        assert other.fingerprint != base.fingerprint, changed

@@ -168,11 +168,45 @@ def test_odd_headers_are_renamed_with_the_header_kept_as_alias() -> None:
     assert feature.aliases == ("Monthly Charges ($)",)
 
 
-def test_missing_value_markers_in_a_numeric_column_are_called_out() -> None:
-    frame = _frame({"age": [31, "NA", 45, 52], "churn": ["yes", "no", "no", "yes"]})
+def test_missing_value_markers_in_a_numeric_column_become_missing_values() -> None:
+    frame = _frame(
+        {
+            "age": [31, "NA", 45, 52],
+            "score": ["?", 1.5, "", 2.25],
+            "churn": ["yes", "no", "no", "yes"],
+        }
+    )
     result = infer_contract(frame, dataset="d")
+    contract = result.contract
+    assert contract.missing_values == ("?", "NA")
+    age, score = contract.by_name["age"], contract.by_name["score"]
+    assert (age.kind, age.nullable, age.minimum, age.maximum) == ("integer", True, 31, 52)
+    assert (score.kind, score.nullable) == ("numeric", True)
+    assert any("missing_values: '?', 'NA'" in note for note in result.notes)
+    assert contract_problems(frame, "d.csv", contract) == []
+
+
+def test_a_marker_another_column_uses_as_a_value_is_not_a_missing_value() -> None:
+    frame = _frame(
+        {
+            "age": [31, "NA", 45, 52],
+            "region": ["NA", "EU", "EU", "NA"],
+            "churn": ["yes", "no", "no", "yes"],
+        }
+    )
+    result = infer_contract(frame, dataset="d")
+    assert result.contract.missing_values == ()
     assert result.contract.by_name["age"].kind == "categorical"
+    assert result.contract.by_name["region"].categories == ("EU", "NA")
     assert any("'age' is numeric except for 'NA'" in note for note in result.notes)
+    assert contract_problems(frame, "d.csv", result.contract) == []
+
+
+def test_a_column_of_markers_only_is_not_numeric() -> None:
+    frame = _frame({"age": ["NA", "NA", "", "NA"], "churn": ["yes", "no", "no", "yes"]})
+    contract = infer_contract(frame, dataset="d").contract
+    assert contract.missing_values == ()
+    assert contract.by_name["age"].kind == "categorical"
 
 
 def test_case_variants_of_a_category_are_one_category() -> None:
@@ -220,3 +254,54 @@ def test_each_examples_reviewed_contract_agrees_with_its_draft(example: str, gen
         if feature.categories and listed:
             assert set(feature.categories) <= set(listed), feature.name
     assert contract_problems(frame, f"{example}.csv", reviewed) == []
+
+
+def test_ranges_are_rounded_outwards_so_the_file_passes_its_own_draft() -> None:
+    frame = _frame(
+        {
+            "balance": [1234564.7, 10.25, 999.5, 20.0],
+            "rate": [-0.00123456789, 0.5, 0.25, 0.125],
+            "churn": ["yes", "no", "no", "yes"],
+        }
+    )
+    contract = infer_contract(frame, dataset="d").contract
+    balance, rate = contract.by_name["balance"], contract.by_name["rate"]
+    assert balance.maximum == 1234570.0 and balance.minimum == 10.25
+    assert rate.minimum == -0.00123457
+    assert contract_problems(frame, "d.csv", contract) == []
+
+
+def test_non_ascii_headers_keep_their_names_or_are_normalised_apart() -> None:
+    frame = _frame(
+        {
+            "年齢": [31, 45, 52, 28],
+            "地域": ["東", "西", "東", "西"],
+            "Größe": [1.5, 1.75, 1.6, 1.8],
+            "Größe (cm)": [150, 175, 160, 180],
+            "größe cm": ["s", "m", "s", "l"],
+            "$$": [1, 2, 2, 1],
+            "churn": ["yes", "no", "no", "yes"],
+        }
+    )
+    result = infer_contract(frame, dataset="d")
+    contract = result.contract
+    assert contract.feature_names == ("年齢", "地域", "Größe", "größe_cm", "größe_cm_2", "column_6")
+    assert contract.by_name["年齢"].aliases == ()
+    assert contract.by_name["größe_cm"].aliases == ("Größe (cm)",)
+    assert contract.by_name["größe_cm_2"].aliases == ("größe cm",)
+    assert contract.by_name["column_6"].aliases == ("$$",)
+    assert any("'$$' is called 'column_6'" in note for note in result.notes)
+    assert contract_problems(frame, "d.csv", contract) == []
+
+
+def test_a_renamed_header_never_takes_the_name_of_another_column() -> None:
+    frame = _frame(
+        {"plan type": ["a", "b", "a"], "Plan_Type": ["x", "y", "x"], "churn": ["1", "0", "1"]}
+    )
+    assert infer_contract(frame, dataset="d").contract.feature_names == ("plan_type_2", "Plan_Type")
+
+
+@pytest.mark.parametrize(("values", "example"), [(["Y", "Y", "N"], True), (["0", "0", "1"], False)])
+def test_a_boolean_example_is_its_most_common_value(values: list[str], example: bool) -> None:
+    frame = _frame({"promo": values, "churn": ["yes", "no", "no"]})
+    assert infer_contract(frame, dataset="d").contract.by_name["promo"].example is example

@@ -4,6 +4,8 @@ both recipes trained and scored under such a contract."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -213,3 +215,97 @@ def test_the_gate_judges_the_contracts_own_slices(saas: pd.DataFrame) -> None:
     assert {s.name for s in report.slices} >= {"plan = basic", "seats in [5, 20)"}
     with pytest.raises(ValueError, match="'tenure' is not a feature of contract 'saas-accounts'"):
         slice_specs(SAAS, ["tenure:0,6"])
+
+
+# Read with "NA", "null" and "?" as missing; every kind nullable but `score` and the target.
+SURVEY: Contract = parse_contract(
+    {
+        "dataset": "survey",
+        "target": {"name": "left", "positive": ["yes"], "negative": ["no"]},
+        "features": [
+            {"name": "age", "kind": "integer", "nullable": True},
+            {"name": "score", "kind": "numeric"},
+            {"name": "member", "kind": "boolean", "nullable": True},
+            {"name": "tier", "kind": "categorical", "categories": ["a", "b"], "nullable": True},
+            {"name": "city", "kind": "categorical", "nullable": True},
+        ],
+        "missing_values": ["NA", "null", " ? "],
+    },
+    "survey.yaml",
+)
+
+
+def _survey_raw() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "age": ["30", "NA", " NA ", "41"],
+            "score": ["1.5", "2", "3", "4"],
+            "member": ["yes", "null", "no", "?"],
+            "tier": ["a", "?", "b", "NA"],
+            "city": ["oslo", "null", "NA", "rome"],
+            "left": ["yes", "no", "no", "yes"],
+        }
+    )
+
+
+def test_missing_value_markers_read_as_blank_in_every_kind() -> None:
+    frame = clean_customers(_survey_raw(), "survey.csv", SURVEY).frame
+    assert frame["age"].isna().tolist() == [False, True, True, False]
+    assert frame["member"].isna().tolist() == [False, True, False, True]
+    assert frame["tier"].isna().tolist() == [False, True, False, True]
+    assert frame["city"].isna().tolist() == [False, True, True, False]
+    assert list(frame["city"].cat.categories) == ["oslo", "rome"]  # "NA" is no category
+    assert SURVEY.missing_values == ("NA", "null", "?")  # markers are stripped too
+
+
+def test_missing_value_markers_are_case_sensitive_and_blank_where_blank_is_refused() -> None:
+    raw = _survey_raw()
+    raw.loc[1, "age"] = "na"
+    raw.loc[2, "score"] = "NA"
+    raw.loc[3, "left"] = "?"
+    text = [str(p) for p in contract_problems(raw, "survey.csv", SURVEY)]
+    assert text == [
+        "survey.csv: line 3, column 'age': is not a whole number (got 'na')",
+        "survey.csv: line 4, column 'score': must not be blank (got 'NA')",
+        "survey.csv: line 5, column 'left': must not be blank (got '?')",
+    ]
+    without = SURVEY.model_copy(update={"missing_values": ()})
+    assert without.fingerprint == SURVEY.fingerprint  # how a file is read, not what a model sees
+    with pytest.raises(ContractError, match=r"column 'tier' line 3, 5: must be one of"):
+        clean_customers(_survey_raw(), "survey.csv", without)
+
+
+def test_parquet_and_other_sources_name_rows_not_lines(tmp_path) -> None:
+    raw = _saas_raw(20)
+    raw.loc[2, "Seats"] = "0"
+    expected = re.escape("column 'seats' row 3: must be within [1, 10000]")
+    with pytest.raises(ContractError, match=rf"^saas\.parquet: {expected}"):
+        clean_customers(raw, "saas.parquet", SAAS)
+    with pytest.raises(ContractError, match=rf"^prediction store: {expected}"):
+        clean_customers(raw, "prediction store", SAAS)
+    problems = contract_problems(raw, str(tmp_path / "saas.PQ"), SAAS)
+    assert [(p.line, p.column) for p in problems] == [(3, "seats")]
+    assert str(problems[0]).endswith("saas.PQ: row 3, column 'seats': must be within [1, 10000] "
+                                     "(got '0')")  # fmt: skip
+    csv = contract_problems(raw, "SAAS.CSV", SAAS)
+    assert str(csv[0]).startswith("SAAS.CSV: line 4, column 'seats'")
+
+
+@pytest.mark.parametrize(
+    ("extra", "column", "headers"),
+    [
+        ("churned", "churned", "'churned', 'Churn?'"),  # a name and its alias
+        ("SEATS", "seats", "'SEATS', 'Seats'"),  # two spellings of one name
+    ],
+)
+def test_two_headers_for_one_column_are_a_problem_naming_both(
+    extra: str, column: str, headers: str
+) -> None:
+    raw = _saas_raw(10)
+    raw.insert(0, extra, raw["Churn?"] if column == "churned" else raw["Seats"])
+    problems = contract_problems(raw, "saas.csv", SAAS)
+    assert [(p.line, p.column) for p in problems] == [(None, column)]
+    message = f"2 headers match this column ({headers}); keep one, rename or drop the rest"
+    assert str(problems[0]) == f"saas.csv: column '{column}': {message}"
+    with pytest.raises(ContractError, match=re.escape(message)):
+        clean_customers(raw, "saas.csv", SAAS)

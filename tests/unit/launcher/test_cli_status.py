@@ -96,8 +96,9 @@ def test_status_warns_when_the_champion_was_trained_on_another_contract(registry
     result = CliRunner().invoke(cli.app, ["status"])
     assert result.exit_code == 0, result.output
     assert (
-        f"@champion: version 2 was trained on contract 'gym-members' (fingerprint "
-        f"{GYM.fingerprint}), not on 'telco-churn': serving refuses it"
+        f"@champion: version 2 was trained on contract gym-members (fingerprint "
+        f"{GYM.fingerprint}), not on telco-churn (fingerprint "
+        f"{telco_contract().fingerprint}): serving refuses it"
     ) in " ".join(result.output.split())
 
 

@@ -3,13 +3,16 @@ file, line and column (typer's CliRunner, no servers)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from typer.testing import CliRunner
 
-from churnops.contract import load_contract, telco_contract
+from churnops.contract import ContractError, load_contract, telco_contract
+from churnops.data.sources import read_customer_chunks, read_customer_file
 from churnops.data.synthetic import generate_customers
 from examples.saas.generate import generate as generate_saas
 from launcher import contract_cli
@@ -199,3 +202,78 @@ def test_large_files_are_read_in_chunks_with_progress(
     assert "read 600 rows" in result.stderr
     checked = run("check", str(saas_csv), "--contract", str(REVIEWED_SAAS))
     assert checked.exit_code == 0, checked.output
+
+
+def test_a_drafted_contract_accepts_the_file_it_came_from(tmp_path: Path) -> None:
+    """Ranges are rounded outwards: 1234564.7 must not become a maximum of 1234560."""
+    data = tmp_path / "balances.csv"
+    data.write_text("balance,rate,churn\n1234564.7,-0.00123456789,yes\n10.25,0.5,no\n3.5,0.25,no\n")
+    out = tmp_path / "contract.yaml"
+    assert run("infer", str(data), "--out", str(out)).exit_code == 0
+    checked = run("check", str(data), "--contract", str(out))
+    assert checked.exit_code == 0, checked.output
+    assert "3 rows match contract 'balances'" in checked.stdout
+
+
+def test_a_parquet_file_without_rows_is_reported_not_a_crash(
+    saas_csv: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "empty.parquet"
+    read_customer_file(saas_csv).head(0).to_parquet(path)
+    inferred = run("infer", str(path))
+    assert inferred.exit_code == 1
+    assert f"{path}: the file has a header but no data rows" in inferred.stderr
+    checked = run("check", str(path), "--contract", str(REVIEWED_SAAS))
+    assert checked.exit_code == 1, checked.output
+    assert checked.stdout.strip() == f"{path}: no data rows"
+
+
+def test_parquet_is_read_in_chunks_with_progress(
+    saas_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "saas.parquet"
+    read_customer_file(saas_csv).to_parquet(path)
+    monkeypatch.setattr(contract_cli, "CHUNK_ROWS", 100)
+    monkeypatch.setattr(contract_cli, "PROGRESS_BYTES", 1)
+    result = run("check", str(path), "--contract", str(REVIEWED_SAAS))
+    assert result.exit_code == 0, result.output
+    assert "600 rows match" in result.stdout and "read 600 rows" in result.stderr
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_chunks_add_up_to_the_whole_file_and_report_progress(
+    saas_csv: Path, tmp_path: Path, suffix: str
+) -> None:
+    whole = read_customer_file(saas_csv)
+    path = saas_csv if suffix == ".csv" else tmp_path / "saas.parquet"
+    if suffix == ".parquet":
+        whole.to_parquet(path, index=False)
+    progress: list[int] = []
+    chunks = list(read_customer_chunks(path, 250, progress.append))
+    assert [len(chunk) for chunk in chunks] == [250, 250, 100]
+    pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True), whole)
+    assert progress == sorted(progress) and progress[-1] == path.stat().st_size
+
+
+def test_chunked_reading_errors_name_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "data.csv"
+    path.write_bytes("name,churn\nJosé,Yes\n".encode("latin-1"))
+    with pytest.raises(
+        ContractError, match=rf"{re.escape(str(path))}: not UTF-8 text .*save it as UTF-8"
+    ):
+        list(read_customer_chunks(path, 10))
+    blank = tmp_path / "blank.csv"
+    blank.write_text("\n\n")
+    with pytest.raises(ContractError, match=rf"{re.escape(str(blank))}: no header row"):
+        list(read_customer_chunks(blank, 10))
+    with pytest.raises(ContractError, match=rf"{re.escape(str(tmp_path))}: not a file"):
+        list(read_customer_chunks(tmp_path, 10))
+
+
+def test_check_names_a_bad_setting_instead_of_a_traceback(
+    saas_csv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHURNOPS_BENTO_PORT", "not-a-port")
+    result = run("check", str(saas_csv))
+    assert result.exit_code == 2
+    assert "invalid CHURNOPS_* setting" in result.stderr and "bento_port" in result.stderr

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from churnops.contract import telco_contract
+from churnops.data.synthetic import is_demo_contract
 from churnops.records import record_model
 from launcher.simulator import (
-    is_telco,
     reference_traffic,
     simulate,
     synthetic_traffic,
@@ -60,14 +60,14 @@ def test_a_reference_of_another_contract_is_refused_by_name() -> None:
 
 
 def test_simulating_a_contract_without_a_generator_needs_the_reference() -> None:
-    assert not is_telco(GYM)
+    assert not is_demo_contract(GYM)
     with pytest.raises(ValueError, match="reference sample"):
         simulate("http://127.0.0.1:9", 10, contract=GYM)
 
 
 def test_telco_traffic_comes_from_the_generator_with_unique_ids() -> None:
     contract = telco_contract()
-    assert is_telco(contract)
+    assert is_demo_contract(contract)
     traffic = synthetic_traffic(contract, 50, seed=3, drifted=True)
     model = record_model(contract)
     for record in traffic.records:

@@ -9,12 +9,12 @@ import pytest
 from churnops.contract import telco_contract
 from churnops.records import record_model
 from registry.interface import CONTRACT_DATASET_TAG, CONTRACT_FINGERPRINT_TAG
+from registry.memory import InMemoryModelRegistry
 from serving.champion import (
     UNSEEN_CATEGORY,
     Candidate,
     ChampionFollower,
     check_rows,
-    contract_problem,
     pinned_resolver,
 )
 from tests.unit.serving.contracts import GYM
@@ -78,8 +78,12 @@ def test_a_version_trained_on_another_contract_is_refused_without_being_loaded()
     assert follower.refresh()
     gym_tags = {CONTRACT_FINGERPRINT_TAG: GYM.fingerprint, CONTRACT_DATASET_TAG: GYM.dataset}
     for version, tags, words in [
-        ("2", gym_tags, f"trained on contract 'gym-members' (fingerprint {GYM.fingerprint})"),
-        ("3", {}, "no contract.fingerprint tag"),
+        (
+            "2",
+            gym_tags,
+            f"version 2 was trained on contract gym-members (fingerprint {GYM.fingerprint})",
+        ),
+        ("3", {}, "version 3 has no recorded data contract"),
     ]:
         target["candidate"] = _candidate(version, tags)
         assert not follower.refresh()
@@ -87,17 +91,13 @@ def test_a_version_trained_on_another_contract_is_refused_without_being_loaded()
         assert status["model_version"] == "1" and status["refused_version"] == version
         assert words in status["refused_reason"]
         assert (
-            f"this server serves contract 'telco-churn' (fingerprint {TELCO.fingerprint})"
+            f"not contract telco-churn (fingerprint {TELCO.fingerprint})"
+            if version == "3"
+            else f"not on telco-churn (fingerprint {TELCO.fingerprint})"
             in (status["refused_reason"])
         )
         assert status["refused_reason"].startswith("ContractMismatch")
     assert loaded == ["models:/m/1"]
-
-
-def test_contract_problem_is_none_only_for_the_same_fingerprint() -> None:
-    assert contract_problem("4", OURS, TELCO) is None
-    assert contract_problem("4", OURS, GYM) is not None
-    assert "cannot tell" in contract_problem("runs:/abc/model", None, TELCO)
 
 
 def test_follower_without_a_champion_reports_why() -> None:
@@ -122,10 +122,43 @@ def test_pinned_resolver_reads_the_version_and_its_tags() -> None:
         names.append(name)
         return _Registry(OURS)
 
-    assert pinned_resolver("models:/churn/3", registry_for)() == ("3", "models:/churn/3", OURS)
+    resolve = pinned_resolver("models:/churn/3", _Registry({}), registry_for)
+    assert resolve() == ("3", "models:/churn/3", OURS)
     assert names == ["churn"]
-    runs = pinned_resolver("runs:/abc/model", registry_for)()
-    assert runs == ("runs:/abc/model", "runs:/abc/model", None)
+    local = pinned_resolver("/models/churn", _Registry({}), registry_for)()
+    assert local == ("/models/churn", "/models/churn", None)
+
+
+def _registered(registry: InMemoryModelRegistry, contract) -> str:
+    """A version trained (as far as its tags tell) on `contract`; returns its number."""
+    run = registry.log_candidate("candidate", FakeModel(0.2), {}, {}, contract=contract)
+    return registry.register(run, {})
+
+
+def test_pinned_run_and_alias_uris_are_checked_by_their_tags() -> None:
+    registry = InMemoryModelRegistry("churn", "training")
+    ours = _registered(registry, TELCO)
+    run_id = registry.version(ours).run_id
+    pinned = pinned_resolver(f"runs:/{run_id}/model", registry, lambda name: registry)()
+    assert pinned.version == f"runs:/{run_id}/model" and pinned.tags == registry.run_tags(run_id)
+    follower = ChampionFollower(lambda: pinned, lambda uri: FakeModel(0.2), 60, TELCO)
+    assert follower.refresh() and follower.current.uri == f"runs:/{run_id}/model"
+    refused = ChampionFollower(lambda: pinned, lambda uri: FakeModel(0.2), 60, GYM)
+    assert not refused.refresh()
+    assert refused.status()["refused_reason"].startswith(
+        f"ContractMismatch: runs:/{run_id}/model was trained on contract telco-churn"
+    )
+
+    alias = pinned_resolver("models:/churn@champion", registry, lambda name: registry)
+    assert alias() is None  # nothing holds the alias yet
+    registry.promote(ours, "test")
+    assert alias() == (ours, f"models:/churn/{ours}", registry.version(ours).tags)
+    theirs = _registered(registry, GYM)
+    registry.promote(theirs, "test")
+    follower = ChampionFollower(alias, lambda uri: FakeModel(0.2), 60, TELCO)
+    assert not follower.refresh()
+    assert follower.status()["refused_version"] == theirs
+    assert "trained on contract gym-members" in follower.status()["refused_reason"]
 
 
 def test_follower_backs_off_while_the_registry_is_down_and_reports_degraded() -> None:

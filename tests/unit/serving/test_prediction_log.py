@@ -129,4 +129,4 @@ def test_served_log_rows_land_in_the_right_columns() -> None:
     assert stored["tenure"] == 7 and pd.isna(stored["TotalCharges"])
     assert stored["Contract"] == record["Contract"]
     assert stored["PaymentMethod"] == record["PaymentMethod"]
-    assert stored["churn_probability"] == 0.25 and stored["churn"] == "No"
+    assert stored["churn_probability"] == 0.25 and stored["predicted_churn"] == "No"

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from churnops.contract import derive_row_id, telco_contract
-from churnops.records import record_model, records_to_rows
+from churnops.contract import derive_row_id, parse_contract, telco_contract
+from churnops.data.cleaning import clean_customers
+from churnops.records import record_id, record_model, records_to_rows
 from tests.unit.serving.contracts import GYM
 
 pytestmark = pytest.mark.unit
@@ -39,7 +41,7 @@ def test_the_telco_record_takes_the_example_and_rejects_what_the_contract_forbid
 
 def test_a_record_without_id_with_boolean_and_open_categories() -> None:
     model = record_model(GYM)
-    assert model is record_model(GYM)  # built once per fingerprint
+    assert model is record_model(GYM)  # built once per contract
     schema = model.model_json_schema()
     assert set(schema["properties"]) == {"age", "has pass", "club", "plan", "visits"}
     assert set(schema["required"]) == {"age", "has pass", "club", "plan"}
@@ -62,7 +64,9 @@ def test_a_record_without_id_with_boolean_and_open_categories() -> None:
         ({"club": 7}, "club"),
         ({"plan": "gold"}, "plan"),  # closed categories stay closed
         ({"age": 12}, "age"),
-        ({"age": 30.5}, "age"),
+        ({"age": 30.5}, "age"),  # a whole-number float is an integer, a fraction is not
+        ({"age": "30"}, "age"),
+        ({"age": True}, "age"),
         ({"visits": "many"}, "visits"),
         ({"row_id": "r1"}, "row_id"),  # no id column: the id is derived, never sent
         ({"left": 1}, "left"),  # the label is not a request field
@@ -71,3 +75,31 @@ def test_a_record_without_id_with_boolean_and_open_categories() -> None:
 def test_the_non_telco_record_names_the_bad_field(change: dict, field: str) -> None:
     record = {"age": 30, "has pass": False, "club": "Leeds", "plan": "basic", **change}
     assert field in _error_fields(record_model(GYM), record)
+
+
+@pytest.mark.parametrize(("sent", "kept"), [(15634602, "15634602"), (15634602.0, "15634602")])
+def test_a_numeric_id_is_the_text_cleaning_makes_of_it(sent: object, kept: str) -> None:
+    contract = telco_contract()
+    example = contract.example_record()
+    record = _parse(record_model(contract), {**example, "customerID": sent})
+    assert record_id(record) == kept
+    stored = pd.DataFrame([{**example, "customerID": sent, "Churn": "No"}])
+    assert clean_customers(stored, "customers.parquet", contract).frame["customerID"][0] == kept
+    assert _error_fields(record_model(contract), {**example, "customerID": True}) == {"customerID"}
+
+
+def test_whole_number_floats_fill_integer_fields_nullable_or_not() -> None:
+    record = _parse(
+        record_model(GYM), {"age": 30.0, "has pass": False, "club": "a", "plan": "plus"}
+    )
+    assert records_to_rows([record], GYM)[0][0] == 30
+    assert type(records_to_rows([record], GYM)[0][0]) is int
+    raw = GYM.model_dump(mode="json", exclude_defaults=True)
+    features = [{**f, "nullable": True} if f["name"] == "age" else f for f in raw["features"]]
+    nullable = parse_contract({**raw, "features": features}, "test")
+    model = record_model(nullable)
+    base = {"has pass": False, "club": "a", "plan": "plus"}
+    assert _parse(model, {**base, "age": 41.0}).age == 41
+    assert _parse(model, {**base, "age": None}).age is None
+    assert _error_fields(model, {**base, "age": 41.5}) == {"age"}
+    assert _error_fields(model, {**base, "age": 100.0}) == {"age"}  # the range still holds
