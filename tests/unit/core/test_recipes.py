@@ -2,46 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 import pytest
-from pydantic import Field, ValidationError
-from sklearn.dummy import DummyClassifier
-from sklearn.pipeline import Pipeline
+from pydantic import ValidationError
 
-from churnops.contract import Contract, telco_contract
+from churnops.contract import telco_contract
 from churnops.data.cleaning import clean_customers
 from churnops.data.synthetic import generate_customers
 from churnops.model import recipes, scoring
 from churnops.model.recipes import (
     HistGradientBoostingParams,
     LogisticRegressionParams,
-    Recipe,
-    RecipeParams,
 )
 from churnops.settings import Settings
 
 pytestmark = pytest.mark.unit
 TELCO = telco_contract()
-
-
-class PriorParams(RecipeParams):
-    strategy: Literal["prior", "stratified"] = Field("prior", description="What to predict.")
-
-
-def _prior(params: PriorParams, seed: int, contract: Contract) -> Pipeline:
-    return Pipeline([("model", DummyClassifier(strategy=params.strategy, random_state=seed))])
-
-
-PRIOR = Recipe("always_prior", PriorParams, _prior, "Predicts the training churn rate.")
-
-
-@pytest.fixture
-def with_prior(monkeypatch: pytest.MonkeyPatch) -> Recipe:
-    """The throwaway recipe registered for one test: the one entry a new recipe adds."""
-    monkeypatch.setitem(recipes.RECIPES, PRIOR.name, PRIOR)
-    return PRIOR
 
 
 @pytest.fixture(scope="module")

@@ -4,43 +4,23 @@ appear in the launchpad, and a run's section reaches that recipe, with no edit i
 # No `from __future__ import annotations`: Dagster reads each asset's config class from its
 # annotation, and these assets are built inside tests around a generated class.
 
-from typing import Literal
-
 import dagster as dg
 import pytest
-from pydantic import Field, ValidationError
-from sklearn.dummy import DummyClassifier
-from sklearn.pipeline import Pipeline
+from pydantic import ValidationError
 
-from churnops.contract import Contract, telco_contract
+from churnops.contract import telco_contract
 from churnops.data.cleaning import clean_customers
 from churnops.data.synthetic import generate_customers
 from churnops.model import recipes
-from churnops.model.recipes import AUTO, HistGradientBoostingParams, Recipe, RecipeParams
+from churnops.model.recipes import AUTO, HistGradientBoostingParams
 from churnops.model.selection import select_recipe
 from orchestration.config import train_config
 from orchestration.definitions import defs
+from tests.unit.throwaway_recipe import PRIOR
 
 pytestmark = pytest.mark.unit
 
 TELCO = telco_contract()
-
-
-class PriorParams(RecipeParams):
-    strategy: Literal["prior", "stratified"] = Field("prior", description="What to predict.")
-
-
-def _prior(params: PriorParams, seed: int, contract: Contract) -> Pipeline:
-    return Pipeline([("model", DummyClassifier(strategy=params.strategy, random_state=seed))])
-
-
-PRIOR = Recipe("always_prior", PriorParams, _prior, "Predicts the training churn rate.")
-
-
-@pytest.fixture
-def with_prior(monkeypatch: pytest.MonkeyPatch) -> Recipe:
-    monkeypatch.setitem(recipes.RECIPES, PRIOR.name, PRIOR)
-    return PRIOR
 
 
 def training_asset(recipe: str) -> dg.AssetsDefinition:
