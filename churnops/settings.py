@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from churnops.model.economics import Campaign, build_campaign
 from churnops.model.recipes import AUTO, RECIPES, RecipeChoice
 from churnops.model.slices import SliceSpec
 
@@ -89,6 +90,36 @@ class Settings(BaseSettings):
     gate_slice_tolerance: float = Field(
         0.02, ge=0, description="AUC a challenger may lose to the champion on any judged slice."
     )
+    # Campaign economics, issue 15: the served decision threshold maximises expected profit.
+    campaign_contact_cost: float | None = Field(
+        None, ge=0, description="Cost of contacting one customer; unset = threshold 0.5."
+    )
+    campaign_retained_value: float | None = Field(
+        None, gt=0, description="Value of keeping a customer who would have churned."
+    )
+    campaign_success_rate: float | None = Field(
+        None, gt=0, le=1, description="Share of contacted would-be churners the offer retains."
+    )
+    campaign_offer_cost: float | None = Field(
+        None, ge=0, description="Cost of the offer per customer who accepts it (default 0)."
+    )
+    # Batch scoring, issue 15: the weekly retention list.
+    scoring_path: str | None = Field(
+        None,
+        description="Customer base `churn_scores` scores (CSV/Parquet); unset = the training "
+        "data source.",
+    )
+    scoring_output: str | None = Field(
+        None,
+        description="Folder or object-store URL (`s3://...`) for score files; default "
+        "`HOME/scores`.",
+    )
+    scoring_cron: str = Field(
+        "0 6 * * 1", description="When the `score_customers` schedule runs (cron, UTC)."
+    )
+    scoring_explain: bool = Field(
+        True, description="`churn_scores` writes the top 3 reason codes of every customer."
+    )
     model_uri: str | None = Field(
         None, description="Serve this pinned model URI instead of following `@champion`."
     )
@@ -133,6 +164,18 @@ class Settings(BaseSettings):
     drift_min_live_auc: float = Field(
         0.70, description="Live ROC AUC (from feedback labels) that triggers retraining."
     )
+    retrain_timeout_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="A retraining run in flight longer than this no longer holds back the "
+        "drift sensor (and `churnops status --check` calls it stuck).",
+    )
+    stop_grace_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="How long stopping `churnops up` lets runs in flight finish (the rest are "
+        "retried on the next start).",
+    )
     executor: Literal["in_process", "docker", "k8s"] = Field(
         "in_process",
         description="Where a run's ops execute: `in_process`, `docker` (a container per op) "
@@ -171,6 +214,21 @@ class Settings(BaseSettings):
             raise ValueError("CHURNOPS_API_TOKEN is set but blank; unset it to turn auth off")
         return token
 
+    @model_validator(mode="after")
+    def _campaign_complete(self) -> Settings:
+        """A partly set campaign fails at start-up: a forgotten number would move the
+        threshold customers are contacted at."""
+        self.campaign()
+        return self
+
+    def campaign(self) -> Campaign | None:
+        return build_campaign(
+            contact_cost=self.campaign_contact_cost,
+            retained_value=self.campaign_retained_value,
+            success_rate=self.campaign_success_rate,
+            offer_cost=self.campaign_offer_cost,
+        )
+
     @property
     def state_dir(self) -> Path:
         return self.home.expanduser().resolve()
@@ -192,6 +250,10 @@ class Settings(BaseSettings):
     @property
     def prediction_store(self) -> str:
         return self.prediction_store_url or f"sqlite:///{self.state_dir / 'predictions.db'}"
+
+    @property
+    def scores_location(self) -> str:
+        return self.scoring_output or str(self.state_dir / "scores")
 
     @property
     def dagster_home(self) -> Path:

@@ -21,6 +21,7 @@ from rich.table import Table
 from churnops.settings import Settings
 from launcher.contract_cli import contract_app
 from launcher.processes import ProcessFailed
+from launcher.score_cli import score
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,6 +36,7 @@ app = typer.Typer(
 )
 console = Console()
 app.add_typer(contract_app, name="contract")
+app.command()(score)
 
 
 def _registry(settings: Settings):
@@ -52,19 +54,33 @@ def up(
 ) -> None:
     """Start MLflow, Dagster (one code server, webserver, daemon) and the Bento API on loopback;
     Ctrl-C stops."""
+    from launcher.recovery import open_instance, reconcile, runs_in_flight
     from launcher.stack import Stack, launch_training
 
     settings = Settings()
     _contract(settings)  # a broken contract file stops here, before anything starts
     stack = Stack(settings)
-    stopping = threading.Event()
+    stopping, stop_now = threading.Event(), threading.Event()
+
+    def on_signal(*_: object) -> None:
+        (stop_now if stopping.is_set() else stopping).set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stopping.set())
+        signal.signal(sig, on_signal)
+    instance = None
     try:
         with console.status("starting MLflow server…"):
             stack.start_mlflow()
+        instance = open_instance(stack.prepare_dagster_home())
+        left_in_flight = runs_in_flight(instance)  # before Dagster starts: a previous life's
         with console.status("starting Dagster code server, webserver and daemon…"):
             stack.start_dagster()
+        with console.status("reconciling runs left by a previous stop…"):
+            recovery = reconcile(
+                instance, left_in_flight, _registry(settings), "found by churnops up"
+            )
+        for line in recovery.lines():
+            console.print(f"[yellow]recovered:[/yellow] {line}", highlight=False)
         with console.status("starting Bento prediction service…"):
             stack.start_bento()
         champion = _registry(settings).champion()
@@ -85,9 +101,35 @@ def up(
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
     finally:
+        if instance is not None and stack.dagster_started:
+            _let_runs_finish(instance, settings.stop_grace_seconds, stop_now)
         with console.status("stopping services…"):
             stack.stop()
         console.print("stopped")
+
+
+def _let_runs_finish(instance, grace: float, stop_now: threading.Event) -> None:
+    """A stop lets runs in flight finish for a bounded time, saying so; a second Ctrl-C stops
+    at once. Whatever is still running is failed on the next start and retried."""
+    from launcher.recovery import wait_for_runs
+
+    with console.status("checking for runs in flight…") as shown:
+
+        def on_wait(running, left: float) -> None:
+            names = ", ".join(f"{run.run_id[:8]} ({run.job}, {run.status})" for run in running)
+            shown.update(
+                f"waiting up to {left:.0f} s for Dagster run(s) {names} to finish; Ctrl-C "
+                "again to stop now (they are retried on the next start)"
+            )
+
+        left = wait_for_runs(instance, grace, stop_now.is_set, on_wait)
+    for run in left:
+        then = "starts" if run.status == "QUEUED" else "is retried"
+        console.print(
+            f"run {run.run_id[:8]} ({run.job}, {run.status}) did not finish: it {then} on the "
+            "next `churnops up`",
+            highlight=False,
+        )
 
 
 def _print_urls(settings: Settings) -> None:
@@ -207,19 +249,89 @@ def rollback(
 
 
 @app.command()
-def status() -> None:
+def recover(
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """After a crash: fail the Dagster runs left in flight (run retries re-execute them) and end
+    MLflow runs left RUNNING. `churnops up` does this by itself on start; run this against an
+    instance it does not start (e.g. the compose stack's code server), only when no run worker
+    survives."""
+    import os
+    from pathlib import Path
+
+    from launcher.recovery import open_instance, reconcile, runs_in_flight
+
+    settings = Settings()
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.dagster_home)
+    instance = open_instance(home)
+    orphans = runs_in_flight(instance)
+    for run in orphans:
+        console.print(f"in flight: {run.run_id} ({run.job}, {run.status})", highlight=False)
+    if orphans and not yes and not typer.confirm("fail these runs so they are retried?"):
+        raise typer.Exit(1)
+    recovery = reconcile(instance, orphans, _registry(settings), "found by churnops recover")
+    for line in recovery.lines() or ["nothing to recover"]:
+        console.print(line, highlight=False)
+
+
+@app.command()
+def status(
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check", help="Exit 1 when monitoring is stuck or the daemon is not ticking."
+        ),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="The same facts as one JSON document, for scripts.")
+    ] = False,
+) -> None:
     """Show what runs where, the data contract, which version serves (and whether it was trained
-    on that contract), registered versions and alias history."""
-    from registry.interface import CHAMPION
+    on that contract), registered versions and alias history, and whether monitoring works: the
+    drift sensor's last tick, runs in flight or stuck, the last retraining."""
+    from launcher.health import probe_services
+    from launcher.monitoring_status import read_monitoring
 
     settings = Settings()
     contract = _contract(settings)
+    monitoring = read_monitoring(settings)
+    if as_json:
+        _print_json(settings, contract, probe_services(settings), monitoring)
+    else:
+        _print_status(settings, contract, monitoring)
+    if check and monitoring.problems:
+        raise typer.Exit(1)
+
+
+def _print_json(settings: Settings, contract: Contract, probes, monitoring) -> None:
+    from dataclasses import asdict
+
+    champion = None
+    try:
+        info = _registry(settings).champion()
+        champion = {"version": info.version, "tags": info.tags} if info else None
+    except Exception as exc:  # MLflow's client raises several types when the server is away
+        champion = {"error": f"{type(exc).__name__}: {exc}"}
+    document = {
+        "healthy": not monitoring.problems,
+        "services": [asdict(probe) for probe in probes],
+        "contract": {"dataset": contract.dataset, "fingerprint": contract.fingerprint},
+        "champion": champion,
+        "monitoring": monitoring.as_json(),
+    }
+    print(json.dumps(document, indent=2, default=str))
+
+
+def _print_status(settings: Settings, contract: Contract, monitoring) -> None:
+    from registry.interface import CHAMPION
+
     console.print(_services_table(settings))
     console.print(
         f"data contract: {contract.dataset} (fingerprint {contract.fingerprint}) from "
         f"{settings.contract or 'the shipped Telco contract'}",
         markup=False,
     )
+    _print_monitoring(monitoring)
     registry = _registry(settings)
     try:
         versions = registry.versions()
@@ -251,6 +363,45 @@ def status() -> None:
         )
     if versions:
         _print_gate_report(registry, versions[-1])
+
+
+def _print_monitoring(monitoring) -> None:
+    """Sensors, runs in flight, the last retraining, and what is wrong."""
+    from launcher.monitoring_status import moment_text
+
+    if not monitoring.reachable:
+        console.print(f"[red]monitoring:[/red] {monitoring.problems[0]}", highlight=False)
+        return
+    table = Table("sensor", "state", "last tick", "result", "reason", title="monitoring")
+    for sensor in monitoring.sensors:
+        table.add_row(
+            sensor.name,
+            sensor.status,
+            moment_text(sensor.last_tick) if sensor.last_tick else "never",
+            sensor.last_result or "",
+            (sensor.last_reason or "")[:160],
+        )
+    console.print(table)
+    for run in monitoring.in_flight:
+        console.print(
+            f"in flight: run {run.run_id[:8]} ({run.job}) {run.status} since "
+            f"{moment_text(run.created)}",
+            highlight=False,
+        )
+    last = monitoring.last_retraining
+    if last is not None:
+        ended = f", ended {moment_text(last.ended)}" if last.ended else ""
+        console.print(
+            f"last retraining: run {last.run_id[:8]} {last.status} (created "
+            f"{moment_text(last.created)}{ended})",
+            highlight=False,
+        )
+    else:
+        console.print("last retraining: none yet")
+    for problem in monitoring.problems:
+        console.print(f"[red]problem:[/red] {problem}", highlight=False)
+    if not monitoring.problems:
+        console.print("[green]monitoring is healthy")
 
 
 def _champion_line(champion: VersionInfo | None, contract: Contract) -> str:

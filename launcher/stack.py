@@ -34,13 +34,39 @@ CODE_LOCATION = CODE_MODULE
 # Internal to the stack whatever CHURNOPS_HOST says: only the webserver and daemon talk to it.
 CODE_SERVER_HOST = "127.0.0.1"
 
-DAGSTER_INSTANCE_YAML = """\
-# Written by `churnops up`; the local instance: SQLite storage under this folder.
+INSTANCE_MARKER = "# Written by `churnops up`"
+DAGSTER_INSTANCE_YAML = f"""\
+{INSTANCE_MARKER}; the local instance: SQLite storage under this folder.
+# Rewritten on every start (delete this first line to keep your own edits).
 telemetry:
   enabled: false
 run_queue:
   max_concurrent_runs: 2
+# A run that never starts is failed after the start timeout; a cancel that hangs, after the
+# cancel timeout. The local launcher cannot see a dead run worker of a STARTED run: `churnops
+# up` fails such runs itself when it starts again (launcher/recovery.py).
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+  cancel_timeout_seconds: 180
+  poll_interval_seconds: 30
+  max_resume_run_attempts: 0
+# Runs that died with their worker (a crash, a stop, a timeout) are re-executed from the failed
+# step, up to the job's `dagster/max_retries` tag; a failing step is never retried this way.
+run_retries:
+  enabled: true
+  max_retries: 0
+  retry_on_asset_or_op_failure: false
 """
+
+
+def write_instance_yaml(path: Path) -> bool:
+    """Our instance settings, on every start, so an instance made by an older version gains
+    run monitoring and retries; a file someone else wrote (no marker) is left alone."""
+    if path.exists() and not path.read_text().startswith(INSTANCE_MARKER):
+        return False
+    path.write_text(DAGSTER_INSTANCE_YAML)
+    return True
 
 
 def code_server_workspace(port: int) -> str:
@@ -110,6 +136,7 @@ class Stack:
         self.settings = settings
         self.logs = settings.state_dir / "logs"
         self.processes: list[ManagedProcess] = []
+        self.dagster_started = False
 
     def _process(
         self,
@@ -147,14 +174,17 @@ class Stack:
         )
         self._start(server, timeout=180)
 
+    def prepare_dagster_home(self) -> Path:
+        """The instance folder with our dagster.yaml (run monitoring and retries on)."""
+        home = self.settings.dagster_home
+        home.mkdir(parents=True, exist_ok=True)
+        write_instance_yaml(home / "dagster.yaml")
+        return home
+
     def start_dagster(self) -> None:
         """One code server loads the definitions (~340 MiB, ~9 s); the webserver and daemon
         connect to it instead of each loading a copy of their own."""
-        home = self.settings.dagster_home
-        home.mkdir(parents=True, exist_ok=True)
-        instance_yaml = home / "dagster.yaml"
-        if not instance_yaml.exists():
-            instance_yaml.write_text(DAGSTER_INSTANCE_YAML)
+        home = self.prepare_dagster_home()
         port = free_port()
         workspace_yaml = home / "workspace.yaml"
         workspace_yaml.write_text(code_server_workspace(port))
@@ -185,6 +215,7 @@ class Stack:
         self._start(code_server, timeout=240)
         self._start(webserver, timeout=240)
         self._start(daemon, timeout=0)
+        self.dagster_started = True
 
     def start_bento(self) -> None:
         s = self.settings

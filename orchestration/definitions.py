@@ -5,21 +5,23 @@ import os
 import dagster as dg
 
 from churnops.settings import ENV_PREFIX, Settings
-from orchestration.assets import deployment, features, ingest, monitoring, training
+from orchestration.assets import deployment, features, ingest, monitoring, scoring, training
 from orchestration.assets.checks import CLEAN_CUSTOMER_CHECKS
 from orchestration.executors import select_executor
-from orchestration.jobs import retrain_on_drift, train_and_promote
+from orchestration.jobs import retrain_on_drift, score_customers, train_and_promote
 from orchestration.resources import (
+    CampaignPolicy,
     CustomerSource,
     DataContractResource,
     GatePolicy,
     MlflowRegistryResource,
     MonitorPolicy,
     PredictionStore,
+    ScoringTarget,
     TrainingPolicy,
 )
-from orchestration.schedules import weekly_retrain
-from orchestration.sensors import build_drift_sensor
+from orchestration.schedules import build_scoring_schedule, weekly_retrain
+from orchestration.sensors import build_drift_sensor, build_scoring_sensor
 
 
 def env_backed(setting: str, value: str) -> str:
@@ -64,6 +66,17 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             slice_min_rows=settings.gate_slice_min_rows,
             slice_tolerance=settings.gate_slice_tolerance,
         ),
+        "campaign_policy": CampaignPolicy(
+            contact_cost=settings.campaign_contact_cost,
+            retained_value=settings.campaign_retained_value,
+            success_rate=settings.campaign_success_rate,
+            offer_cost=settings.campaign_offer_cost,
+        ),
+        "scoring_target": ScoringTarget(
+            path=settings.scoring_path,
+            output=settings.scores_location,
+            explain=settings.scoring_explain,
+        ),
         "prediction_store": store,
         "monitor_policy": MonitorPolicy(
             min_rows=settings.monitor_min_rows,
@@ -73,6 +86,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             score_psi=settings.drift_score_psi,
             min_labels=settings.drift_min_labels,
             min_live_auc=settings.drift_min_live_auc,
+            retrain_timeout_seconds=settings.retrain_timeout_seconds,
         ),
     }
 
@@ -80,11 +94,16 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
 settings = Settings()
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([ingest, features, training, deployment, monitoring]),
+    assets=dg.load_assets_from_modules(
+        [ingest, features, training, deployment, monitoring, scoring]
+    ),
     asset_checks=CLEAN_CUSTOMER_CHECKS,
-    jobs=[train_and_promote, retrain_on_drift],
-    schedules=[weekly_retrain],
-    sensors=[build_drift_sensor(retrain_on_drift, settings.monitor_interval_seconds)],
+    jobs=[train_and_promote, retrain_on_drift, score_customers],
+    schedules=[weekly_retrain, build_scoring_schedule(settings.scoring_cron)],
+    sensors=[
+        build_drift_sensor(retrain_on_drift, settings.monitor_interval_seconds),
+        build_scoring_sensor(score_customers, settings.monitor_interval_seconds),
+    ],
     resources=build_resources(settings),
     executor=select_executor(settings, os.environ),
 )

@@ -31,7 +31,12 @@ MEDIUM_STEP = {
     "limits": {"cpu": "1", "memory": "2Gi"},
 }
 LARGE_STEP = {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}}
-K8S_STEP_RESOURCES = {"training": LARGE_STEP, "deployment": MEDIUM_STEP, "monitoring": MEDIUM_STEP}
+K8S_STEP_RESOURCES = {
+    "training": LARGE_STEP,
+    "deployment": MEDIUM_STEP,
+    "monitoring": MEDIUM_STEP,
+    "scoring": LARGE_STEP,
+}
 
 
 def k8s_step_tags(group: str) -> dict[str, str]:
@@ -40,11 +45,13 @@ def k8s_step_tags(group: str) -> dict[str, str]:
     return {"dagster-k8s/config": json.dumps({"container_config": {"resources": resources}})}
 
 
-def platform_asset(group: str, *kinds: str, external: bool = False):
+def platform_asset(group: str, *kinds: str, external: bool = False, **asset_options):
     """`dg.asset` with the platform's conventions: a group per service, kinds, owner, version;
     `external` assets (calling MLflow or the prediction store) retry with backoff. Failures that
-    retrying cannot fix should raise `dg.Failure(..., allow_retries=False)`."""
+    retrying cannot fix should raise `dg.Failure(..., allow_retries=False)`. Other `dg.asset`
+    options (partitions, deps) pass through."""
     return dg.asset(
+        **asset_options,
         group_name=group,
         kinds=set(kinds),
         owners=OWNERS,

@@ -17,6 +17,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
 from churnops.contract import DECISION_THRESHOLD
 from churnops.model.calibration import CalibrationReport
+from churnops.model.economics import Decision, ProfitCurve
 from churnops.model.evaluation import Evaluation
 from churnops.monitoring.drift import DriftReport
 
@@ -136,5 +137,59 @@ def importance_figure(importance: pd.Series, top: int = 12) -> Figure:
     ax.barh(shown.index, shown.to_numpy(), color="tab:blue")
     ax.invert_yaxis()
     ax.set(xlabel="ROC AUC lost when shuffled", title="Feature importance (permutation)")
+    fig.tight_layout()
+    return fig
+
+
+def profit_figure(curve: ProfitCurve, decision: Decision) -> Figure:
+    """Expected profit per customer against the share of customers contacted, with the served
+    threshold and the default 0.5 marked: how much the campaign gains, or loses, by each."""
+    fig, ax = _figure()
+    ax.plot(100 * curve.targeted_share, curve.profit_per_customer, label="expected profit")
+    ax.axhline(0, linestyle="--", color="grey", label="break-even")
+    default_share, default_profit = curve.point_at(DECISION_THRESHOLD)
+    ax.plot(
+        100 * default_share,
+        default_profit,
+        "s",
+        color="tab:grey",
+        label=f"threshold {DECISION_THRESHOLD:g}: {default_profit:.3g} per customer",
+    )
+    if decision.targeted_share is None or decision.expected_profit_per_customer is None:
+        share, profit = curve.point_at(decision.threshold)
+    else:
+        share, profit = decision.targeted_share, decision.expected_profit_per_customer
+    ax.plot(
+        100 * share,
+        profit,
+        "o",
+        color="tab:red",
+        label=f"chosen threshold {decision.threshold:.4g}: {profit:.3g} per customer",
+    )
+    ax.set(
+        xlabel="Customers contacted (%)",
+        ylabel="Expected profit per customer",
+        title="Retention campaign profit",
+    )
+    ax.legend(loc="best", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def score_histogram_figure(counts: np.ndarray, threshold: float, contacted: int) -> Figure:
+    """Churn probabilities of the scored customers (`counts` per equal bin over [0, 1], as
+    batch scoring accumulates them chunk by chunk) and the threshold that splits them into
+    `contacted` customers and the rest."""
+    fig, ax = _figure()
+    counts = np.asarray(counts, dtype=np.int64)
+    edges = np.linspace(0, 1, len(counts) + 1)
+    ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="tab:blue")
+    total = int(counts.sum())
+    share = f" ({contacted / total:.1%} contacted)" if total else ""
+    ax.axvline(
+        threshold, linestyle="--", color="tab:red", label=f"threshold {threshold:.4g}{share}"
+    )
+    ax.set(xlabel="Churn probability", ylabel="Customers", title="Churn scores")
+    ax.legend(loc="upper right")
     fig.tight_layout()
     return fig

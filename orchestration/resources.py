@@ -17,6 +17,7 @@ from churnops.contract import (
 from churnops.data.production import with_production_records
 from churnops.data.sources import read_customer_file
 from churnops.data.synthetic import DriftSpec, generate_customers, is_demo_contract
+from churnops.model.economics import Campaign, build_campaign
 from churnops.model.gate import GateRules
 from churnops.model.recipes import RecipeChoice
 from churnops.model.slices import SliceSpec
@@ -214,6 +215,9 @@ class MonitorPolicy(dg.ConfigurableResource):
     score_psi: float = Field(gt=0, description="PSI of the predicted probabilities to retrain.")
     min_labels: int = Field(gt=0, description="Labels a model version needs for its live AUC.")
     min_live_auc: float = Field(ge=0, le=1, description="Live AUC below which to retrain.")
+    retrain_timeout_seconds: float = Field(
+        gt=0, description="A retraining run in flight longer than this stops holding windows."
+    )
 
     def thresholds(self) -> DriftThresholds:
         return DriftThresholds(
@@ -225,3 +229,38 @@ class MonitorPolicy(dg.ConfigurableResource):
             min_labels=self.min_labels,
             min_live_auc=self.min_live_auc,
         )
+
+
+class CampaignPolicy(dg.ConfigurableResource):
+    """The retention campaign's economics (CHURNOPS_CAMPAIGN_*): evaluation picks the
+    threshold of maximum expected profit under them; unset, the threshold is 0.5."""
+
+    contact_cost: float | None = Field(ge=0, description="Cost of contacting one customer.")
+    retained_value: float | None = Field(gt=0, description="Value of keeping a churner.")
+    success_rate: float | None = Field(gt=0, le=1, description="Share of churners retained.")
+    offer_cost: float | None = Field(ge=0, description="Offer cost per accepting customer.")
+
+    def campaign(self) -> Campaign | None:
+        try:
+            return build_campaign(
+                contact_cost=self.contact_cost,
+                retained_value=self.retained_value,
+                success_rate=self.success_rate,
+                offer_cost=self.offer_cost,
+            )
+        except ValueError as exc:
+            raise dg.Failure(str(exc), allow_retries=False) from exc
+
+
+class ScoringTarget(dg.ConfigurableResource):
+    """What `churn_scores` scores and where the files go (CHURNOPS_SCORING_*)."""
+
+    path: str | None = Field(
+        description="Customer base to score (CSV/Parquet); None means the training source."
+    )
+    output: str = Field(description="Folder or object-store URL the dated score files go to.")
+    explain: bool = Field(description="Write the top 3 reason codes of every customer.")
+
+    def location(self, partition: str) -> str:
+        """One file per scoring date: re-scoring a date replaces its file."""
+        return f"{self.output.rstrip('/')}/date={partition}/scores.parquet"

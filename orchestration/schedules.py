@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from orchestration.jobs import train_and_promote
+from orchestration.jobs import score_customers, train_and_promote
 
 weekly_retrain = dg.ScheduleDefinition(
     name="weekly_retrain",
@@ -13,3 +13,22 @@ weekly_retrain = dg.ScheduleDefinition(
     "Off by default; turn it on in the Automation tab.",
     default_status=dg.DefaultScheduleStatus.STOPPED,
 )
+
+
+def build_scoring_schedule(cron: str) -> dg.ScheduleDefinition:
+    """The weekly retention list: score the base on `cron` (CHURNOPS_SCORING_CRON) into the
+    partition of the scheduled date."""
+
+    @dg.schedule(
+        name="weekly_scoring",
+        job=score_customers,
+        cron_schedule=cron,
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Scores the customer base with @champion into that date's partition.",
+    )
+    def weekly_scoring(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        date = context.scheduled_execution_time.date().isoformat()
+        return dg.RunRequest(partition_key=date, tags={"churnops/trigger": "weekly_scoring"})
+
+    return weekly_scoring

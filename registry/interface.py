@@ -19,12 +19,13 @@ import pandas as pd
 import yaml
 from sklearn.pipeline import Pipeline
 
-from churnops.contract import Contract, ContractFileError, parse_contract
+from churnops.contract import DECISION_THRESHOLD, Contract, ContractFileError, parse_contract
 from registry.history import Action, AliasEvent, parse_events, rollback_target
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 MONITORING_EXPERIMENT = "churn-monitoring"
+SCORING_EXPERIMENT = "churn-scoring"
 EVALUATION_FOLDER = "evaluation"
 REFERENCE_ARTIFACT = "reference/reference.parquet"
 MODEL_ARTIFACT = "model"
@@ -33,6 +34,11 @@ MODEL_ARTIFACT = "model"
 CONTRACT_ARTIFACT = "contract/contract.yaml"
 CONTRACT_FINGERPRINT_TAG = "contract.fingerprint"
 CONTRACT_DATASET_TAG = "contract.dataset"
+# The decision threshold a version serves with, and why (campaign economics, or the default).
+DECISION_THRESHOLD_TAG = "decision.threshold"
+DECISION_BASIS_TAG = "decision.basis"
+FAILURE_TAG = "churnops.failure"
+DEFAULT_DECISION_BASIS = f"{DECISION_THRESHOLD:g}: the version records no decision threshold"
 
 
 class RegistryError(RuntimeError):
@@ -74,6 +80,24 @@ def contract_mismatch(model: str, tags: Mapping[str, str] | None, contract: Cont
         )
     dataset = tags.get(CONTRACT_DATASET_TAG, "an unnamed dataset")
     return f"{model} was trained on contract {dataset} (fingerprint {fingerprint}), not on {ours}"
+
+
+def decision_tags(threshold: float, basis: str) -> dict[str, str]:
+    return {DECISION_THRESHOLD_TAG: repr(float(threshold)), DECISION_BASIS_TAG: basis[:4000]}
+
+
+def served_decision(tags: Mapping[str, str] | None) -> tuple[float, str]:
+    """(threshold, why) a version serves with: its decision tags, else the default 0.5 (a
+    version registered before thresholds were chosen, or a pinned model outside the
+    registry)."""
+    text = (tags or {}).get(DECISION_THRESHOLD_TAG)
+    try:
+        threshold = float(text) if text is not None else None
+    except ValueError:
+        threshold = None
+    if threshold is None or not 0.0 <= threshold <= 1.0:
+        return DECISION_THRESHOLD, DEFAULT_DECISION_BASIS
+    return threshold, (tags or {}).get(DECISION_BASIS_TAG, "")
 
 
 def figure_png(figure: Figure) -> bytes:
@@ -169,9 +193,21 @@ class ModelRegistry(ABC):
         metrics: dict[str, float],
         figures: dict[str, Figure],
         tags: dict[str, str],
+        experiment: str = MONITORING_EXPERIMENT,
     ) -> RunRef:
-        """A finished run in the `churn-monitoring` experiment; `figures` are keyed by their
-        artifact path (e.g. `drift/psi_per_feature.png`)."""
+        """A finished report run (drift in `churn-monitoring`, batch scoring lineage in
+        `churn-scoring`); `figures` are keyed by their artifact path (e.g.
+        `drift/psi_per_feature.png`)."""
+
+    @abstractmethod
+    def unfinished_runs(self) -> list[tuple[str, dict[str, str]]]:
+        """(run id, tags) of runs still RUNNING in the platform's experiments (training,
+        monitoring, scoring): after a crash, the ones whose process died with it."""
+
+    @abstractmethod
+    def fail_run(self, run_id: str, reason: str) -> None:
+        """End a run its dead process left RUNNING as FAILED, saying why (tag
+        `churnops.failure`)."""
 
     @abstractmethod
     def run_url(self, run: RunRef | LoggedRun) -> str: ...

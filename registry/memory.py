@@ -14,6 +14,7 @@ from churnops.contract import Contract, dump_contract
 from registry.interface import (
     CONTRACT_ARTIFACT,
     EVALUATION_FOLDER,
+    FAILURE_TAG,
     MONITORING_EXPERIMENT,
     Figure,
     LoggedRun,
@@ -38,6 +39,7 @@ class MemoryRun:
     texts: dict[str, str] = field(default_factory=dict)  # artifact path -> text
     datasets: dict[str, pd.DataFrame] = field(default_factory=dict)  # context -> frame
     reference: pd.DataFrame | None = None
+    status: str = "FINISHED"  # runs end as they are logged; tests set RUNNING to mimic a crash
 
 
 @dataclass
@@ -123,11 +125,22 @@ class InMemoryModelRegistry(ModelRegistry):
         metrics: dict[str, float],
         figures: dict[str, Figure],
         tags: dict[str, str],
+        experiment: str = MONITORING_EXPERIMENT,
     ) -> RunRef:
-        run = self._new_run(MONITORING_EXPERIMENT, run_name, tags)
+        run = self._new_run(experiment, run_name, tags)
         run.metrics = {k: float(v) for k, v in metrics.items()}
         run.figures = {path: figure_png(fig) for path, fig in figures.items()}
-        return RunRef(run.run_id, self.experiments[MONITORING_EXPERIMENT])
+        return RunRef(run.run_id, self.experiments[experiment])
+
+    def unfinished_runs(self) -> list[tuple[str, dict[str, str]]]:
+        return [
+            (run.run_id, dict(run.tags)) for run in self.runs.values() if run.status == "RUNNING"
+        ]
+
+    def fail_run(self, run_id: str, reason: str) -> None:
+        run = self._run(run_id)
+        run.tags[FAILURE_TAG] = reason
+        run.status = "FAILED"
 
     def run_url(self, run: RunRef | LoggedRun) -> str:
         return f"memory://experiments/{run.experiment_id}/runs/{run.run_id}"

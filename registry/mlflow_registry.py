@@ -32,9 +32,11 @@ from registry.datasets import dataset_input
 from registry.interface import (
     CONTRACT_ARTIFACT,
     EVALUATION_FOLDER,
+    FAILURE_TAG,
     MODEL_ARTIFACT,
     MONITORING_EXPERIMENT,
     REFERENCE_ARTIFACT,
+    SCORING_EXPERIMENT,
     Figure,
     LoggedRun,
     ModelRegistry,
@@ -133,14 +135,28 @@ class MlflowModelRegistry(ModelRegistry):
         metrics: dict[str, float],
         figures: dict[str, Figure],
         tags: dict[str, str],
+        experiment: str = MONITORING_EXPERIMENT,
     ) -> RunRef:
-        with self._run(MONITORING_EXPERIMENT, run_name, tags) as run:
+        with self._run(experiment, run_name, tags) as run:
             now = int(time.time() * 1000)
             metric_list = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
             self.client.log_batch(run.run_id, metrics=metric_list)
             for path, figure in figures.items():
                 self._log_bytes(run.run_id, figure_png(figure), path)
         return run
+
+    def unfinished_runs(self) -> list[tuple[str, dict[str, str]]]:
+        names = (self.experiment, MONITORING_EXPERIMENT, SCORING_EXPERIMENT)
+        experiments = [self.client.get_experiment_by_name(name) for name in names]
+        ids = [experiment.experiment_id for experiment in experiments if experiment is not None]
+        if not ids:
+            return []
+        runs = self.client.search_runs(ids, "attributes.status = 'RUNNING'", max_results=1000)
+        return [(run.info.run_id, dict(run.data.tags)) for run in runs]
+
+    def fail_run(self, run_id: str, reason: str) -> None:
+        self.client.set_tag(run_id, FAILURE_TAG, reason[:5000])
+        self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
 
     def run_url(self, run: RunRef | LoggedRun) -> str:
         return f"{self.tracking_uri}/#/experiments/{run.experiment_id}/runs/{run.run_id}"

@@ -17,11 +17,13 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from churnops.contract import Contract, Feature
-from churnops.model.scoring import Scorer, churn_probability, rows_to_frame, scorer
-from registry.interface import CHAMPION, ModelRegistry, contract_mismatch
+from churnops.contract import Contract
+from churnops.model.reasons import Explainer, build_explainer
+from churnops.model.scoring import Scorer, check_rows, churn_probability, rows_to_frame, scorer
+from registry.interface import CHAMPION, ModelRegistry, contract_mismatch, served_decision
 
 log = logging.getLogger(__name__)
 
@@ -32,58 +34,32 @@ class LoadedModel:
     uri: str
     model: Pipeline
     score: Scorer  # the model's fastest faithful call (see scoring.scorer)
+    threshold: float = 0.5  # churn when probability >= threshold (the version's decision tags)
+    decision_basis: str = ""
+    # Reason codes; None with `explain_error` saying why (the version still serves scores).
+    explainer: Explainer | None = None
+    explain_error: str | None = None
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
 
 class Candidate(NamedTuple):
-    """What the alias (or a pinned URI) names: the version, where to load it, and its registry
-    tags (None when they cannot be known, e.g. a pinned local path)."""
+    """What the alias (or a pinned URI) names: the version, where to load it, its registry
+    tags (None when they cannot be known, e.g. a pinned local path) and its training run (whose
+    reference sample explanations are measured against)."""
 
     version: str
     uri: str
     tags: dict[str, str] | None
+    run_id: str | None = None
 
 
 Resolver = Callable[[], Candidate | None]
 Loader = Callable[[str], Pipeline]
-CHECK_ROW_COUNT = 200
-# A value no training set holds: the fast scorer must treat unseen levels as the pipeline does.
-UNSEEN_CATEGORY = "__churnops-unseen__"
+ReferenceLoader = Callable[[str], pd.DataFrame]  # training run id -> reference sample
 
 
 class ContractMismatch(ValueError):
     """A version trained on another data contract than the one this server is configured with."""
-
-
-def _check_values(feature: Feature, rng: np.random.Generator, count: int) -> list[object]:
-    if feature.kind == "categorical":
-        levels = list(feature.categories or ())
-        if feature.is_open:
-            levels += [str(feature.example_value()), UNSEEN_CATEGORY]
-        return [levels[i] for i in rng.integers(0, len(levels), count)]
-    if feature.kind == "boolean":
-        return [bool(value) for value in rng.integers(0, 2, count)]
-    example = feature.example_value()
-    centre = float(example) if isinstance(example, int | float) else 0.0
-    low = feature.minimum if feature.minimum is not None else min(0.0, centre)
-    high = feature.maximum if feature.maximum is not None else max(low, centre) + 1000.0
-    if feature.kind == "integer":
-        return [int(value) for value in rng.integers(int(low), int(high) + 1, count)]
-    return [float(value) for value in rng.uniform(low, high, count)]
-
-
-def check_rows(contract: Contract, count: int = CHECK_ROW_COUNT) -> list[list[object]]:
-    """Varied rows of `contract` (every category, unseen levels of open ones, the whole range,
-    blanks where allowed) that a fast scorer must score exactly as the pipeline does before it
-    serves."""
-    rng = np.random.default_rng(2024)
-    columns = []
-    for feature in contract.features:
-        values = _check_values(feature, rng, count)
-        if feature.nullable:
-            values[::7] = [None] * len(values[::7])
-        columns.append(values)
-    return [list(row) for row in zip(*columns, strict=True)]
 
 
 def smoke_test(model: Pipeline, contract: Contract) -> None:
@@ -99,10 +75,16 @@ class ChampionFollower:
     """Holds the serving model and keeps it in step with the registry alias."""
 
     def __init__(
-        self, resolve: Resolver, load: Loader, poll_seconds: float, contract: Contract
+        self,
+        resolve: Resolver,
+        load: Loader,
+        poll_seconds: float,
+        contract: Contract,
+        load_reference: ReferenceLoader | None = None,
     ) -> None:
         self._resolve = resolve
         self._load = load
+        self._load_reference = load_reference
         self.poll_seconds = poll_seconds
         self.contract = contract
         self._check_rows = check_rows(contract)
@@ -127,7 +109,7 @@ class ChampionFollower:
             self.failures = 0
             self.last_error = "no model version holds the alias yet"
             return False
-        version, uri, tags = target
+        version, uri, tags, run_id = target
         if self.current is not None and self.current.version == version:
             self.failures = 0
             self.last_error = None
@@ -149,11 +131,34 @@ class ChampionFollower:
             return self._failed(exc)
         self.failures = 0
         previous = self.current.version if self.current else None
-        self.current = LoadedModel(version=version, uri=uri, model=model, score=score)
+        threshold, basis = served_decision(tags)
+        explainer, explain_error = self._explainer(model, run_id)
+        self.current = LoadedModel(
+            version=version,
+            uri=uri,
+            model=model,
+            score=score,
+            threshold=threshold,
+            decision_basis=basis,
+            explainer=explainer,
+            explain_error=explain_error,
+        )
         self.last_error = None
         self.refused = None
         log.info("serving model version %s (was %s)", version, previous)
         return True
+
+    def _explainer(
+        self, model: Pipeline, run_id: str | None
+    ) -> tuple[Explainer | None, str | None]:
+        """Reason codes measured against the version's reference sample; a version without one
+        (or a model no explainer supports) still serves, without reasons."""
+        if run_id is None or self._load_reference is None:
+            return None, "no training run to take a reference sample from"
+        try:
+            return build_explainer(model, self.contract, self._load_reference(run_id)), None
+        except Exception as exc:
+            return None, _describe(exc)
 
     def _failed(self, exc: Exception) -> bool:
         self.failures += 1
@@ -188,6 +193,19 @@ class ChampionFollower:
             "model_version": current.version if current else None,
             "model_uri": current.uri if current else None,
             "loaded_at": current.loaded_at if current else None,
+            "decision": (
+                {"threshold": current.threshold, "basis": current.decision_basis}
+                if current
+                else None
+            ),
+            "reasons": (
+                {
+                    "method": current.explainer.method if current.explainer else None,
+                    "unavailable": current.explain_error,
+                }
+                if current
+                else None
+            ),
             "last_check": self.last_check,
             "degraded": current is not None and self.failures > 0,
             "last_error": self.last_error,
@@ -217,7 +235,7 @@ def alias_resolver(registry: ModelRegistry, alias: str = CHAMPION) -> Resolver:
         info = registry.by_alias(alias)
         if info is None:
             return None
-        return Candidate(info.version, registry.model_uri(info.version), info.tags)
+        return Candidate(info.version, registry.model_uri(info.version), info.tags, info.run_id)
 
     return resolve
 
@@ -243,14 +261,16 @@ def pinned_resolver(
     def resolve() -> Candidate | None:
         if named is not None and by_version is not None:
             version = by_version["version"]
-            return Candidate(version, model_uri, named.version(version).tags)
+            info = named.version(version)
+            return Candidate(version, model_uri, info.tags, info.run_id)
         if named is not None and by_alias is not None:
             info = named.by_alias(by_alias["alias"])
             if info is None:
                 return None
-            return Candidate(info.version, named.model_uri(info.version), info.tags)
+            return Candidate(info.version, named.model_uri(info.version), info.tags, info.run_id)
         if by_run is not None:
-            return Candidate(model_uri, model_uri, registry.run_tags(by_run["run_id"]))
+            run_id = by_run["run_id"]
+            return Candidate(model_uri, model_uri, registry.run_tags(run_id), run_id)
         return Candidate(model_uri, model_uri, None)
 
     return resolve

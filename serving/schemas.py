@@ -31,6 +31,17 @@ LABEL_ATTRIBUTE = "label"
 MAX_REQUEST_ID_LENGTH = 64
 
 
+class ReasonCode(BaseModel):
+    """One reason a customer's churn risk is high: a field, its value and how much it adds."""
+
+    feature: str = Field(description="The data contract's field.")
+    value: StrictBool | StrictInt | StrictFloat | StrictStr | None = Field(
+        description="The customer's value (null when missing)."
+    )
+    log_odds: float = Field(description="What it adds to the churn log-odds (positive).")
+    text: str = Field(description="Readable reason, e.g. `Contract is Month-to-month`.")
+
+
 class FeedbackReceipt(BaseModel):
     stored: int = Field(description="Labels written to the prediction store.")
 
@@ -79,6 +90,15 @@ def _prediction_model(contract: Contract) -> type[BaseModel]:
             Field(description="Label at the decision threshold."),
         ),
         model_version=(str, Field(description="Registered model version that scored this row.")),
+        reasons=(
+            list[ReasonCode] | None,
+            Field(
+                None,
+                description="With `explain: true`: up to 3 reasons pushing towards churn, "
+                "largest first.",
+                json_schema_extra={"nullable": True},
+            ),
+        ),
     )
 
 

@@ -14,26 +14,34 @@ import secrets
 import time
 from functools import partial
 from http import HTTPStatus
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
+import anyio.to_thread
 import bentoml
 from pydantic import Field
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import JSONResponse
 
-from churnops.contract import DECISION_THRESHOLD, configured_contract, derive_row_id
+from churnops.contract import configured_contract, derive_row_id
+from churnops.model.reasons import Reason, top_reasons
+from churnops.model.scoring import rows_to_frame
 from churnops.monitoring import prediction_store
 from churnops.records import ID_ATTRIBUTE, record_id, records_to_rows
 from churnops.settings import Settings
 from registry.mlflow_registry import MlflowModelRegistry
 from serving.batcher import MicroBatcher, one_openmp_thread
-from serving.champion import ChampionFollower, alias_resolver, pinned_resolver
+from serving.champion import ChampionFollower, LoadedModel, alias_resolver, pinned_resolver
 from serving.guard import RequestGuard
 from serving.prediction_log import PredictionLogger
 from serving.routes import build_routes
-from serving.schemas import FeedbackReceipt, api_models
+from serving.schemas import FeedbackReceipt, ReasonCode, api_models
 
 MAX_BATCH = 1000
+REASON_COUNT = 3
+EXPLAIN_HELP = (
+    "Also answer the top 3 reasons pushing each customer towards churn (log-odds "
+    "contributions, see GET /model for the method); off, the request costs nothing extra."
+)
 MAX_FEEDBACK = 10_000
 SETTINGS = Settings()
 CONTRACT = configured_contract(SETTINGS.contract)
@@ -42,6 +50,25 @@ CustomerRecord = _MODELS.record
 ChurnPrediction = _MODELS.prediction
 BatchPrediction = _MODELS.batch
 Feedback = _MODELS.feedback
+
+
+class Scored(NamedTuple):
+    """One scored customer: contract values, probability, the model that scored it (its
+    version and threshold) and, when asked for, its reasons."""
+
+    row: list[object]
+    score: float
+    model: LoadedModel
+    reasons: list[ReasonCode] | None = None
+
+
+def _reason(reason: Reason) -> ReasonCode:
+    return ReasonCode(
+        feature=reason.feature,
+        value=reason.value,
+        log_odds=round(float(reason.contribution), 6),
+        text=reason.text,
+    )
 
 
 def _status() -> dict[str, object]:
@@ -84,7 +111,11 @@ class ChurnService:
         else:
             resolve = alias_resolver(registry)
         self.follower = ChampionFollower(
-            resolve, registry.load_model, settings.alias_poll_seconds, CONTRACT
+            resolve,
+            registry.load_model,
+            settings.alias_poll_seconds,
+            CONTRACT,
+            load_reference=registry.load_reference,
         )
         # No I/O here: a store that is down at start must not stop serving (rows are buffered).
         self.store = prediction_store.connect(settings.prediction_store)
@@ -112,43 +143,72 @@ class ChurnService:
         if self.logger is not None:
             self.logger.close()
 
-    def _score_rows(self, customers: list) -> list[tuple[list[object], float, str]]:
-        """(contract values, probability, model version) per customer; one model per call."""
+    def _score_rows(self, customers: list) -> list[Scored]:
+        """Each customer's contract values, probability, decision and model version; one
+        model per call."""
+        loaded = self._loaded()
+        rows = records_to_rows(customers, CONTRACT)
+        scores = loaded.score(rows)
+        return [Scored(row, float(score), loaded) for row, score in zip(rows, scores, strict=True)]
+
+    def _explained_rows(self, customers: list) -> list[Scored]:
+        """As `_score_rows`, with reason codes (off the micro-batcher: only explaining
+        requests pay for them)."""
+        loaded = self._loaded()
+        if loaded.explainer is None:
+            raise bentoml.exceptions.ServiceUnavailable(
+                f"reason codes are unavailable for model version {loaded.version}: "
+                f"{loaded.explain_error}"
+            )
+        rows = records_to_rows(customers, CONTRACT)
+        frame = rows_to_frame(rows, CONTRACT)
+        scores = loaded.score(rows)
+        reasons = top_reasons(loaded.explainer.explain(frame), frame, REASON_COUNT)
+        return [
+            Scored(row, float(score), loaded, [_reason(r) for r in why])
+            for row, score, why in zip(rows, scores, reasons, strict=True)
+        ]
+
+    def _loaded(self) -> LoadedModel:
         loaded = self.follower.current
         if loaded is None:
             raise bentoml.exceptions.ServiceUnavailable("no champion model loaded yet")
-        rows = records_to_rows(customers, CONTRACT)
-        scores = loaded.score(rows)
-        version = loaded.version
-        return [(row, float(score), version) for row, score in zip(rows, scores, strict=True)]
+        return loaded
 
-    async def _score(self, customers: list) -> BatchPrediction:  # type: ignore[valid-type]
-        scored = await self.batcher.submit(customers)
+    async def _score(self, customers: list, explain: bool) -> BatchPrediction:  # type: ignore[valid-type]
+        if explain:
+            scored = await anyio.to_thread.run_sync(self._explained_rows, customers)
+        else:
+            scored = await self.batcher.submit(customers)
         request = _request_id()
         target = CONTRACT.target
         predictions = [
             ChurnPrediction(
                 request_id=f"{request}-{i}" if len(customers) > 1 else request,
-                **{ID_ATTRIBUTE: _customer_id(customer, row)},
-                churn_probability=score,
+                **{ID_ATTRIBUTE: _customer_id(customer, item.row)},
+                churn_probability=item.score,
                 churn=target.positive_label
-                if score >= DECISION_THRESHOLD
+                if item.score >= item.model.threshold
                 else target.negative_label,
-                model_version=version,
+                model_version=item.model.version,
+                reasons=item.reasons,
             )
-            for i, (customer, (row, score, version)) in enumerate(
-                zip(customers, scored, strict=True)
-            )
+            for i, (customer, item) in enumerate(zip(customers, scored, strict=True))
         ]
         if self.logger is not None:
-            self.logger.log(_log_rows([row for row, _, _ in scored], predictions))
+            self.logger.log(_log_rows([item.row for item in scored], predictions))
         # Every row of a request is scored in one call, so by one version.
         return BatchPrediction(model_version=predictions[0].model_version, predictions=predictions)
 
     @bentoml.api(route="/predict")
-    async def predict(self, customer: CustomerRecord) -> ChurnPrediction:  # type: ignore[valid-type]
-        """Score one customer (the fields are the data contract's features)."""
-        return (await self._score([customer])).predictions[0]
+    async def predict(
+        self,
+        customer: CustomerRecord,  # type: ignore[valid-type]
+        explain: Annotated[bool, Field(description=EXPLAIN_HELP)] = False,
+    ) -> ChurnPrediction:  # type: ignore[valid-type]
+        """Score one customer (the fields are the data contract's features); with
+        `explain: true`, also the top reasons pushing it towards churn."""
+        return (await self._score([customer], explain)).predictions[0]
 
     @bentoml.api(route="/predict_batch")
     async def predict_batch(
@@ -157,11 +217,13 @@ class ChurnService:
             list[CustomerRecord],  # type: ignore[valid-type]
             Field(min_length=1, json_schema_extra={"maxItems": MAX_BATCH}),
         ],
+        explain: Annotated[bool, Field(description=EXPLAIN_HELP)] = False,
     ) -> BatchPrediction:  # type: ignore[valid-type]
-        """Score up to 1000 customers in one request (more gets HTTP 413)."""
+        """Score up to 1000 customers in one request (more gets HTTP 413); with
+        `explain: true`, each with its top reasons."""
         if too_many := _over_limit("customers", len(customers), MAX_BATCH):
             return too_many  # type: ignore[return-value]
-        return await self._score(customers)
+        return await self._score(customers, explain)
 
     @bentoml.api(route="/feedback")
     def feedback(

@@ -105,11 +105,27 @@ _INVALID = object()  # what a reader returns for a cell that breaks its rule
 
 @dataclass(frozen=True)
 class _Read:
-    """A column's cells interpreted: the values (None where blank or invalid) and both masks."""
+    """A column's cells interpreted, kept per distinct value: `codes` points each row at its
+    entry of `results` (what it read as, None where blank or invalid; the last entry is the
+    missing cell), so a caller that needs only codes (a categorical) never builds the values."""
 
-    values: pd.Series
-    blank: np.ndarray
-    invalid: np.ndarray
+    index: pd.Index
+    codes: np.ndarray
+    results: np.ndarray
+    blank_of: np.ndarray
+    invalid_of: np.ndarray
+
+    @property
+    def values(self) -> pd.Series:
+        return pd.Series(self.results[self.codes], index=self.index, dtype=object)
+
+    @property
+    def blank(self) -> np.ndarray:
+        return self.blank_of[self.codes]
+
+    @property
+    def invalid(self) -> np.ndarray:
+        return self.invalid_of[self.codes]
 
 
 def _interpret(values: pd.Series, read: Callable[[object], object]) -> _Read:
@@ -120,9 +136,7 @@ def _interpret(values: pd.Series, read: Callable[[object], object]) -> _Read:
     results = [None if empty else read(value) for value, empty in zip(distinct, blank, strict=True)]
     invalid = np.array([result is _INVALID for result in results], dtype=bool)
     mapped = np.array([None if result is _INVALID else result for result in results], dtype=object)
-    return _Read(
-        pd.Series(mapped[codes], index=values.index, dtype=object), blank[codes], invalid[codes]
-    )
+    return _Read(values.index, codes, mapped, blank, invalid)
 
 
 class _Column:
@@ -174,8 +188,13 @@ def _categorical(column: _Column, feature: Feature) -> pd.Series:
     cells = _interpret(column.values, read)
     column.require(cells.blank, feature.nullable)
     column.fail(cells.invalid, f"must be one of {listed}")
-    extras = sorted(set(cells.values.dropna().unique()) - set(listed)) if feature.is_open else []
-    categorical = pd.Categorical(cells.values, categories=[*listed, *extras])
+    seen = {result for result in cells.results if result is not None}
+    extras = sorted(seen - set(listed)) if feature.is_open else []
+    categories = [*listed, *extras]
+    # Codes straight from the distinct values: no second pass hashing every cell's text.
+    position = {category: code for code, category in enumerate(categories)}
+    code_of = np.array([position.get(result, -1) for result in cells.results], dtype=np.int64)
+    categorical = pd.Categorical.from_codes(code_of[cells.codes], categories=categories)
     return pd.Series(categorical, index=column.values.index)
 
 
@@ -253,6 +272,8 @@ def _target(column: _Column, contract: Contract) -> pd.Series:
 def _ids(column: _Column, contract: Contract) -> pd.Series:
     """Stripped text keys; blank or longer than the contract allows is a problem."""
     values = column.values
+    if values.dtype == object and pd.api.types.infer_dtype(values, skipna=False) == "string":
+        return _text_ids(column, contract.max_id_length)
     if pd.api.types.is_float_dtype(values.dtype):  # 1001.0 from a Parquet file is "1001"
         text = _interpret(values, _text).values.astype("string")
     else:
@@ -263,6 +284,18 @@ def _ids(column: _Column, contract: Contract) -> pd.Series:
     too_long = (text.str.len() > limit).fillna(False).to_numpy(dtype=bool)
     column.fail(too_long, f"must be at most {limit} characters")
     return text.astype(object)
+
+
+def _text_ids(column: _Column, limit: int) -> pd.Series:
+    """`_ids` for a column of text only (a Parquet string column, a CSV): stripped in plain
+    Python, as pandas' string methods would, without their string-array round trip (the
+    costliest step of cleaning a typed file)."""
+    values = column.values.to_numpy()
+    text = np.fromiter(map(str.strip, values), dtype=object, count=len(values))
+    lengths = np.fromiter(map(len, text), dtype=np.int64, count=len(text))
+    column.fail(lengths == 0, "must not be blank")
+    column.fail(lengths > limit, f"must be at most {limit} characters")
+    return pd.Series(text, index=column.values.index, dtype=object)
 
 
 def _typed_feature(column: _Column, feature: Feature) -> pd.Series:
@@ -283,9 +316,10 @@ def derived_ids(features: pd.DataFrame, contract: Contract) -> pd.Series:
 # Whole files
 
 
-def _missing_columns(raw: pd.DataFrame, contract: Contract) -> list[str]:
+def _missing_columns(raw: pd.DataFrame, contract: Contract, with_target: bool = True) -> list[str]:
     mapped = set(contract.header_mapping(raw.columns).values())
-    return [name for name in contract.required_columns() if name not in mapped]
+    required = contract.required_columns(with_target=with_target)
+    return [name for name in required if name not in mapped]
 
 
 def _repeated_columns(raw: pd.DataFrame, contract: Contract) -> dict[str, list[str]]:
@@ -303,10 +337,12 @@ def _repeated_message(headers: list[str]) -> str:
     return f"{len(headers)} headers match this column ({shown}); keep one, rename or drop the rest"
 
 
-def file_problems(raw: pd.DataFrame, source: str, contract: Contract) -> list[Problem]:
+def file_problems(
+    raw: pd.DataFrame, source: str, contract: Contract, *, with_target: bool = True
+) -> list[Problem]:
     """What is wrong with the file as a whole: missing or repeated columns, no rows. Cheap (no
-    cell is read); empty means the cells can be checked."""
-    missing = _missing_columns(raw, contract)
+    cell is read); empty means the cells can be checked. A file to score has no target."""
+    missing = _missing_columns(raw, contract, with_target)
     problems = [
         Problem(
             None, name, f"missing column (or an alias of it); the file has {_headers(raw)}", source
@@ -328,13 +364,16 @@ def _headers(raw: pd.DataFrame) -> str:
     return f"columns {shown}" + (f" (+{len(headers) - 30} more)" if len(headers) > 30 else "")
 
 
-def _typed(raw: pd.DataFrame, contract: Contract) -> tuple[pd.DataFrame, list[_Issue]]:
+def _typed(
+    raw: pd.DataFrame, contract: Contract, with_target: bool = True
+) -> tuple[pd.DataFrame, list[_Issue]]:
     """Every contract column typed (rows with problems hold placeholders) and every issue."""
     mapping = contract.header_mapping(raw.columns)
     headers = list(raw.columns)
+    # Rows are counted from 0 whatever the index; a file's chunk already is (no copy then).
+    counted = isinstance(raw.index, pd.RangeIndex) and raw.index.equals(pd.RangeIndex(len(raw)))
     frame = {  # by position (`file_problems` has ruled out repeated headers)
-        name: raw.iloc[:, headers.index(header)].reset_index(drop=True)
-        for header, name in mapping.items()
+        name: _column_at(raw, headers.index(header), counted) for header, name in mapping.items()
     }
     markers = frozenset(contract.missing_values)
     issues: list[_Issue] = []
@@ -347,10 +386,16 @@ def _typed(raw: pd.DataFrame, contract: Contract) -> tuple[pd.DataFrame, list[_I
         column = _Column(feature.name, frame[feature.name], markers)
         typed[feature.name] = _typed_feature(column, feature)
         issues += column.issues
-    column = _Column(contract.target.name, frame[contract.target.name], markers)
-    typed[contract.target.name] = _target(column, contract)
-    issues += column.issues
+    if with_target:
+        column = _Column(contract.target.name, frame[contract.target.name], markers)
+        typed[contract.target.name] = _target(column, contract)
+        issues += column.issues
     return pd.DataFrame(typed), issues
+
+
+def _column_at(raw: pd.DataFrame, position: int, counted: bool) -> pd.Series:
+    column = raw.iloc[:, position]
+    return column if counted else column.reset_index(drop=True)
 
 
 def contract_problems(
@@ -387,8 +432,9 @@ def contract_problems(
     return problems
 
 
-def _issue_message(issue: _Issue, source: str) -> str:
-    rows = ", ".join(str(_line(p, source)) for p in issue.bad[:MAX_REPORTED_ROWS])
+def _issue_message(issue: _Issue, source: str, first_row: int = 0) -> str:
+    shown = issue.bad[:MAX_REPORTED_ROWS]
+    rows = ", ".join(str(_line(first_row + p, source)) for p in shown)
     more = len(issue.bad) - MAX_REPORTED_ROWS
     rows += f" (+{more:,} more)" if more > 0 else ""
     got = _shorten(issue.shown.iloc[0])
@@ -396,35 +442,57 @@ def _issue_message(issue: _Issue, source: str) -> str:
     return f"{source}: column '{issue.column}' {noun} {rows}: {issue.rule} (got {got})"
 
 
-def clean_customers(raw: pd.DataFrame, source: str, contract: Contract) -> CleanResult:
-    """Cleaned data: exactly `contract.columns`, typed by kind. A file that breaks the contract
-    raises `ContractError` naming source, column and line; duplicate ids are dropped (keeping the
-    last); without an id column the key is derived from each row's features."""
-    missing = _missing_columns(raw, contract)
+def _typed_or_raise(
+    raw: pd.DataFrame, source: str, contract: Contract, *, with_target: bool, first_row: int
+) -> pd.DataFrame:
+    """The typed columns, or a `ContractError` naming source, column and line (counted from
+    `first_row`, the 0-based position of `raw`'s first row in the file)."""
+    missing = _missing_columns(raw, contract, with_target)
     if missing:
+        expected = contract.required_columns(with_target=with_target)
         raise ContractError(
             f"{source}: missing column(s) {', '.join(missing)} of contract "
-            f"'{contract.dataset}'; expected {', '.join(contract.required_columns())} "
+            f"'{contract.dataset}'; expected {', '.join(expected)} "
             f"(headers match case-insensitively or by alias); the file has {_headers(raw)}"
         )
-    problems = file_problems(raw, source, contract)
+    problems = file_problems(raw, source, contract, with_target=with_target)
     if problems:
         raise ContractError("\n".join(str(problem) for problem in problems))
-    typed, issues = _typed(raw, contract)
+    typed, issues = _typed(raw, contract, with_target)
     if issues:
         first = sorted(issues, key=lambda issue: int(issue.bad[0]))
         shown: list[_Issue] = []
         for issue in first:
             if issue.column not in {s.column for s in shown}:
                 shown.append(issue)
-        messages = [_issue_message(issue, source) for issue in shown[:MAX_REPORTED_COLUMNS]]
+        messages = [
+            _issue_message(issue, source, first_row) for issue in shown[:MAX_REPORTED_COLUMNS]
+        ]
         more = len({issue.column for issue in issues}) - len(messages)
         tail = f"\n(+{more} more column(s) with problems)" if more > 0 else ""
         raise ContractError("\n".join(messages) + tail)
     if contract.id_column is None:
-        keys = derived_ids(typed, contract)
-        typed.insert(0, contract.id_name, keys)
+        typed.insert(0, contract.id_name, derived_ids(typed, contract))
+    return typed
+
+
+def clean_customers(raw: pd.DataFrame, source: str, contract: Contract) -> CleanResult:
+    """Cleaned data: exactly `contract.columns`, typed by kind. A file that breaks the contract
+    raises `ContractError` naming source, column and line; duplicate ids are dropped (keeping the
+    last); without an id column the key is derived from each row's features."""
+    typed = _typed_or_raise(raw, source, contract, with_target=True, first_row=0)
+    if contract.id_column is None:
         return CleanResult(frame=typed.loc[:, list(contract.columns)], duplicates_dropped=0)
     duplicated = typed[contract.id_column].duplicated(keep="last")
     cleaned = typed.loc[~duplicated, list(contract.columns)].reset_index(drop=True)
     return CleanResult(frame=cleaned, duplicates_dropped=int(duplicated.sum()))
+
+
+def customers_to_score(
+    raw: pd.DataFrame, source: str, contract: Contract, *, first_row: int = 0
+) -> pd.DataFrame:
+    """The key and the features of customers to score (a target column, if any, is ignored;
+    every row is kept, in file order). `first_row` is where `raw` starts in the file, so a
+    chunk's errors name the file's own line."""
+    typed = _typed_or_raise(raw, source, contract, with_target=False, first_row=first_row)
+    return typed.loc[:, [contract.id_name, *contract.feature_names]].reset_index(drop=True)

@@ -14,7 +14,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OrdinalEncoder
 
-from churnops.contract import Contract
+from churnops.contract import Contract, Feature
 
 
 def features(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
@@ -37,6 +37,42 @@ def labels(frame: pd.DataFrame, contract: Contract) -> np.ndarray:
 
 def churn_probability(model: Pipeline, frame: pd.DataFrame, contract: Contract) -> np.ndarray:
     return model.predict_proba(features(frame, contract))[:, 1]
+
+
+CHECK_ROW_COUNT = 200
+# A value no training set holds: the fast scorer must treat unseen levels as the pipeline does.
+UNSEEN_CATEGORY = "__churnops-unseen__"
+
+
+def _check_values(feature: Feature, rng: np.random.Generator, count: int) -> list[object]:
+    if feature.kind == "categorical":
+        levels = list(feature.categories or ())
+        if feature.is_open:
+            levels += [str(feature.example_value()), UNSEEN_CATEGORY]
+        return [levels[i] for i in rng.integers(0, len(levels), count)]
+    if feature.kind == "boolean":
+        return [bool(value) for value in rng.integers(0, 2, count)]
+    example = feature.example_value()
+    centre = float(example) if isinstance(example, int | float) else 0.0
+    low = feature.minimum if feature.minimum is not None else min(0.0, centre)
+    high = feature.maximum if feature.maximum is not None else max(low, centre) + 1000.0
+    if feature.kind == "integer":
+        return [int(value) for value in rng.integers(int(low), int(high) + 1, count)]
+    return [float(value) for value in rng.uniform(low, high, count)]
+
+
+def check_rows(contract: Contract, count: int = CHECK_ROW_COUNT) -> list[list[object]]:
+    """Varied rows of `contract` (every category, unseen levels of open ones, the whole range,
+    blanks where allowed) that a fast scorer must score exactly as the pipeline does before it
+    serves."""
+    rng = np.random.default_rng(2024)
+    columns = []
+    for feature in contract.features:
+        values = _check_values(feature, rng, count)
+        if feature.nullable:
+            values[::7] = [None] * len(values[::7])
+        columns.append(values)
+    return [list(row) for row in zip(*columns, strict=True)]
 
 
 Rows = Sequence[Sequence[object]]
@@ -113,6 +149,78 @@ def _direct_boosting_scorer(model: Pipeline, contract: Contract) -> Scorer | Non
     def score(rows: Rows) -> np.ndarray:
         matrix = np.array([encode(row) for row in rows], dtype=np.float64)
         return estimator.predict_proba(matrix)[:, 1]
+
+    return score
+
+
+FrameScorer = Callable[[pd.DataFrame], np.ndarray]
+
+
+def frame_scorer(model: Pipeline, check_frame: pd.DataFrame, contract: Contract) -> FrameScorer:
+    """Churn probability for a typed frame of contract features (batch scoring), as fast as the
+    model allows: for the boosting recipe each ordinal column is coded with one vectorized
+    categorical lookup instead of the encoder's per-value Python mapping, and the final
+    estimator is called on the matrix. It must reproduce the pipeline on `check_frame`; any
+    other pipeline, or any disagreement, gets the plain pipeline call."""
+
+    def plain(frame: pd.DataFrame) -> np.ndarray:
+        return churn_probability(model, frame, contract)
+
+    fast = _vectorized_boosting_scorer(model, contract)
+    if fast is None:
+        return plain
+    expected = plain(check_frame)
+    # Cleaned data holds categories as pandas categoricals, which the fast path codes apart.
+    categorical = {name: "category" for name in contract.categorical if name in check_frame}
+    for checked in (check_frame, check_frame.astype(categorical)):
+        if not np.allclose(fast(checked), expected, rtol=0, atol=1e-12):
+            return plain
+    return fast
+
+
+def _vectorized_boosting_scorer(model: Pipeline, contract: Contract) -> FrameScorer | None:
+    if not isinstance(model, Pipeline):
+        return None
+    preprocess, estimator = model.named_steps.get("preprocess"), model.named_steps.get("model")
+    if not isinstance(preprocess, ColumnTransformer) or not hasattr(estimator, "predict_proba"):
+        return None
+    tables: dict[str, dict[object, float]] = {}
+    for _name, transformer, columns in preprocess.transformers_:
+        if isinstance(transformer, OrdinalEncoder):
+            tables.update(_ordinal_codes(transformer, list(columns)))
+        elif not (isinstance(transformer, FunctionTransformer) and transformer.func is None):
+            return None
+    output = [str(name) for name in preprocess.get_feature_names_out()]
+    if set(output) != set(contract.feature_names):
+        return None
+    lookups = {
+        column: (
+            pd.Index(list(table)),
+            np.append(np.array(list(table.values()), np.float64), np.nan),
+        )
+        for column, table in tables.items()
+    }
+
+    def encode(frame: pd.DataFrame) -> np.ndarray:
+        matrix = np.empty((len(frame), len(output)), dtype=np.float64)
+        for j, name in enumerate(output):
+            column = frame[name]
+            if name in lookups:
+                categories, values = lookups[name]
+                # Unknown and missing values get code -1: the last entry, NaN, as the encoder.
+                if isinstance(column.dtype, pd.CategoricalDtype):
+                    # Cleaned data: only the column's few categories are looked up.
+                    own = categories.get_indexer(column.cat.categories)
+                    matrix[:, j] = np.append(values[own], np.nan)[column.cat.codes.to_numpy()]
+                else:
+                    codes = pd.Categorical(column, categories=categories).codes
+                    matrix[:, j] = values[codes]
+            else:
+                matrix[:, j] = pd.to_numeric(column, errors="coerce").to_numpy(np.float64)
+        return matrix
+
+    def score(frame: pd.DataFrame) -> np.ndarray:
+        return estimator.predict_proba(encode(frame))[:, 1]
 
     return score
 

@@ -1,5 +1,6 @@
 """Register the candidate as `@challenger`, then let the gate decide who holds `@champion`."""
 
+import json
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -14,7 +15,7 @@ from churnops.model.card import (
     ModelCard,
     render_model_card,
 )
-from orchestration.assets.training import TrainedCandidate
+from orchestration.assets.training import DECISION_ARTIFACT, TrainedCandidate
 from orchestration.metadata import platform_asset
 from orchestration.provenance import git_revision
 from orchestration.resources import (
@@ -23,6 +24,7 @@ from orchestration.resources import (
     GatePolicy,
     ModelRegistryResource,
 )
+from registry.interface import decision_tags
 from registry.promotion import GateVerdict, judge_versions, record_verdict
 
 DEPLOYMENT = "deployment"
@@ -41,9 +43,11 @@ def challenger_version(
     candidate_evaluation: dict[str, float],
     model_registry: ModelRegistryResource,
 ) -> dg.Output[str]:
-    """A new registered model version with lineage and contract tags, aliased `@challenger`."""
+    """A new registered model version with lineage, contract and decision tags (the threshold
+    serving and batch scoring use), aliased `@challenger`."""
     registry = model_registry.open()
     registry.ensure_model(MODEL_DESCRIPTION)
+    decision = json.loads(registry.load_text(churn_candidate.run.run_id, DECISION_ARTIFACT))
     version = registry.register(
         churn_candidate.run,
         tags={
@@ -52,6 +56,7 @@ def challenger_version(
             "git.revision": git_revision(),
             "recipe": churn_candidate.recipe,
             "holdout.roc_auc": f"{candidate_evaluation['roc_auc']:.4f}",
+            **decision_tags(decision["threshold"], decision["basis"]),
         },
     )
     registry.set_challenger(version)
@@ -61,6 +66,8 @@ def challenger_version(
             "model": registry.model_name,
             "version": version,
             **churn_candidate.run.contract_tags,
+            "decision_threshold": decision["threshold"],
+            "decision": decision["basis"],
             "mlflow_model_version": dg.MetadataValue.url(registry.version_url(version)),
         },
     )

@@ -14,15 +14,26 @@ from sklearn.pipeline import Pipeline
 from churnops.data.fingerprint import frame_fingerprint
 from churnops.data.split import Split
 from churnops.model import recipes, scoring
+from churnops.model.economics import expected_maximum_profit, profit_curve, profit_decision
 from churnops.model.evaluation import evaluate_scores
 from churnops.model.importance import field_importance
 from churnops.model.training import CandidateReport, fit_candidate
 from churnops.monitoring.drift import reference_sample
 from orchestration.config import TrainConfig
 from orchestration.metadata import figure_markdown, platform_asset
-from orchestration.plots import evaluation_figures, importance_figure, reliability_figure
+from orchestration.plots import (
+    evaluation_figures,
+    importance_figure,
+    profit_figure,
+    reliability_figure,
+)
 from orchestration.provenance import git_revision
-from orchestration.resources import DataContractResource, ModelRegistryResource, TrainingPolicy
+from orchestration.resources import (
+    CampaignPolicy,
+    DataContractResource,
+    ModelRegistryResource,
+    TrainingPolicy,
+)
 from registry.interface import LoggedRun, ModelRegistry
 
 TRAINING = "training"
@@ -32,6 +43,7 @@ TRIALS_TABLE = "tuning/trials"  # .md and .json
 STUDY_JOURNAL = "tuning/study.journal"  # Optuna journal: tuning.load_study reads it back
 STUDY_INFO = "tuning/study.json"
 CALIBRATION_FOLDER = "calibration"  # report.json and reliability.png
+DECISION_ARTIFACT = "evaluation/decision.json"  # the served threshold and why
 
 
 @dataclass(frozen=True)
@@ -181,10 +193,12 @@ def candidate_evaluation(
     customer_split: Split,
     model_registry: ModelRegistryResource,
     training_policy: TrainingPolicy,
+    campaign_policy: CampaignPolicy,
     contract: DataContractResource,
 ) -> dg.Output[dict[str, float]]:
     """Holdout ROC AUC, PR AUC, F1, Brier and plots, logged to the candidate's MLflow run,
-    plus the monitoring reference (holdout features and scores)."""
+    the decision threshold it will serve with (maximum expected profit under the campaign
+    economics, else 0.5), plus the monitoring reference (holdout features and scores)."""
     data_contract = contract.load()
     holdout = customer_split.holdout
     scores = scoring.churn_probability(churn_candidate.pipeline, holdout, data_contract)
@@ -197,20 +211,31 @@ def candidate_evaluation(
         training_policy.seed,
     )
     figures["feature_importance.png"] = importance_figure(importance)
+    campaign = campaign_policy.campaign()
+    decision = profit_decision(evaluation.y_true, scores, campaign)
+    metrics = {**evaluation.metrics, "decision_threshold": decision.threshold}
+    if campaign is not None:
+        curve = profit_curve(evaluation.y_true, scores, campaign)
+        figures["profit_curve.png"] = profit_figure(curve, decision)
+        metrics["expected_profit_per_customer"] = float(decision.expected_profit_per_customer)
+        metrics["targeted_share"] = float(decision.targeted_share)
+        metrics["emp_per_customer"] = expected_maximum_profit(evaluation.y_true, scores, campaign)
     plots = {name.removesuffix(".png"): figure_markdown(fig, name) for name, fig in figures.items()}
     registry = model_registry.open()
     run_id = churn_candidate.run.run_id
-    registry.log_metrics_and_figures(run_id, evaluation.metrics, figures)
+    registry.log_metrics_and_figures(run_id, metrics, figures)
+    registry.log_text(run_id, json.dumps(decision.facts(), indent=2), DECISION_ARTIFACT)
     for figure in figures.values():
         plt.close(figure)
     reference = reference_sample(holdout, scores, training_policy.seed, contract=data_contract)
     registry.log_reference(run_id, reference)
     url = registry.run_url(churn_candidate.run)
     return dg.Output(
-        evaluation.metrics,
+        metrics,
         metadata={
-            **{k: round(v, 4) for k, v in evaluation.metrics.items()},
+            **{k: round(v, 4) for k, v in metrics.items()},
             **plots,
+            "decision": decision.basis,
             "top_features": dg.MetadataValue.md(
                 importance.head(5).round(4).to_frame().to_markdown()
             ),

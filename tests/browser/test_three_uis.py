@@ -81,8 +81,27 @@ def test_dagster_automation_lists_the_drift_sensor_and_retrain_schedule(
 
     _skip_dagster_welcome(page)
     page.goto(f"{stack.dagster}/automation")
-    for name in ("drift_sensor", "weekly_retrain"):
+    for name in ("drift_sensor", "weekly_retrain", "champion_scoring_sensor", "weekly_scoring"):
         expect(page.get_by_role("link", name=name).first).to_be_visible(timeout=30_000)
+
+
+def test_the_promotion_scored_the_base_and_dagster_shows_its_metadata(
+    stack: RunningStack, page, screenshots: Path
+) -> None:
+    """The click above promoted a champion; the scoring sensor scored the customer base with
+    it, and the asset page shows the histogram and the ranked list."""
+    from playwright.sync_api import expect
+
+    deadline = time.monotonic() + 300
+    while not any(run["status"] == "SUCCESS" for run in stack.runs("score_customers")):
+        failed = [run for run in stack.runs("score_customers") if run["status"] == "FAILURE"]
+        assert not failed and time.monotonic() < deadline, stack.output()[-3000:]
+        time.sleep(2)
+    _skip_dagster_welcome(page)
+    page.goto(f"{stack.dagster}/assets/churn_scores")
+    for text in ("scoring", "score_histogram", "top_customers", "model_version", "threshold"):
+        expect(page.get_by_text(text, exact=True).first).to_be_visible(timeout=60_000)
+    page.screenshot(path=screenshots / "dagster-scores.png")
 
 
 def test_mlflow_ui_shows_the_new_version_as_champion(

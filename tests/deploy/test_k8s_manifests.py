@@ -32,7 +32,8 @@ from dagster_k8s.job import (
 )
 
 from churnops.settings import ENV_PREFIX, Settings
-from launcher.stack import REPO_ROOT
+from launcher.stack import DAGSTER_INSTANCE_YAML, REPO_ROOT
+from orchestration.jobs import retrain_on_drift, score_customers, train_and_promote
 
 pytestmark = pytest.mark.deploy
 
@@ -518,6 +519,9 @@ def test_helm_values_set_what_the_platform_needs(overlay) -> None:
     known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
     assert {key for key in env if key.startswith(ENV_PREFIX)} <= known
     assert env["CHURNOPS_MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    # Step pods are ephemeral: score files must go to the object store, which they may reach.
+    assert env["CHURNOPS_SCORING_OUTPUT"].startswith("s3://")
+    assert deployment["labels"]["churnops.io/object-store-client"] == "true"
     for component in (values["dagsterWebserver"], values["dagsterDaemon"], deployment):
         assert component["image"]["repository"] == "churnops/orchestration"
         assert component["podSecurityContext"]["runAsNonRoot"] is True
@@ -678,3 +682,25 @@ def test_network_policies_allow_only_the_needed_flows(overlay, dagster_jobs) -> 
     assert not flow(policies, mlflow, bento, 3001)
     assert not flow(policies, ingress_controller, postgres, 5432)
     assert not allowed(policies, "Egress", bento, outside, 443)
+
+
+def test_every_instance_monitors_runs_and_retries_lost_ones_alike() -> None:
+    """The local instance `churnops up` writes, the compose stack's and the Helm values: a run
+    that never starts is failed after the same timeout, and runs lost with their worker are
+    re-executed (the jobs' `dagster/max_retries` tag bounds it); a failing step is not."""
+    local = yaml.safe_load(DAGSTER_INSTANCE_YAML)
+    compose = yaml.safe_load((REPO_ROOT / "deploy/docker/dagster/home/dagster.yaml").read_text())
+    assert compose["run_monitoring"] == local["run_monitoring"]
+    assert compose["run_retries"] == local["run_retries"]
+    for overlay in OVERLAYS:
+        daemon = helm_values(overlay)["dagsterDaemon"]
+        monitoring, retries = daemon["runMonitoring"], daemon["runRetries"]
+        assert monitoring["enabled"] is True and retries["enabled"] is True
+        expected = local["run_monitoring"]
+        assert monitoring["startTimeoutSeconds"] == expected["start_timeout_seconds"]
+        assert monitoring["cancelTimeoutSeconds"] == expected["cancel_timeout_seconds"]
+        assert monitoring["pollIntervalSeconds"] == expected["poll_interval_seconds"]
+        assert retries["retryOnAssetOrOpFailure"] is False
+    for job in (train_and_promote, retrain_on_drift, score_customers):
+        assert job.tags["dagster/max_retries"] == "5"
+        assert job.tags["dagster/retry_on_asset_or_op_failure"] == "false"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 
 from launcher.stack import REPO_ROOT
 from tests.conftest import free_port
@@ -24,6 +26,12 @@ query Ticks($selector: SensorSelector!) {
     __typename
     ... on Sensor { sensorState { ticks(limit: 50) { status skipReason runIds timestamp } } }
   }
+}
+"""
+
+STEPS_QUERY = """
+query Steps($runId: ID!) {
+  runOrError(runId: $runId) { ... on Run { stepStats { stepKey status } } }
 }
 """
 
@@ -43,6 +51,7 @@ class RunningStack:
     bento: str
     mlflow: str
     dagster: str
+    env: dict[str, str]  # what `churnops up` ran with: the same for other CLI commands
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -70,13 +79,34 @@ class RunningStack:
     def stop(self) -> int:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGINT)  # what Ctrl-C sends
-        return self.proc.wait(timeout=120)
+        return self.proc.wait(timeout=180)
+
+    def crash(self) -> None:
+        """SIGKILL `churnops up` and every process below it at once (each service runs in a
+        session of its own, so the tree is walked, not a process group signalled)."""
+        root = psutil.Process(self.proc.pid)
+        tree = [root, *root.children(recursive=True)]
+        for process in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+        psutil.wait_procs(tree, timeout=30)
+        self.proc.wait(timeout=30)
+
+    def step_status(self, run_id: str) -> dict[str, str]:
+        run = self.graphql(STEPS_QUERY, {"runId": run_id})["runOrError"]
+        return {step["stepKey"]: step["status"] for step in run.get("stepStats") or []}
 
 
 def start_stack(
-    tmp_path: Path, timeout: float = 480, up_args: tuple[str, ...] = (), **settings: str
+    tmp_path: Path,
+    timeout: float = 480,
+    up_args: tuple[str, ...] = (),
+    log_name: str = "up.log",
+    wait_up: bool = True,
+    ports: dict[str, int] | None = None,
+    **settings: str,
 ) -> RunningStack:
-    ports = {name: free_port() for name in ("MLFLOW", "DAGSTER", "BENTO")}
+    ports = ports or {name: free_port() for name in ("MLFLOW", "DAGSTER", "BENTO")}
     env = {
         key: value
         for key, value in os.environ.items()
@@ -89,7 +119,7 @@ def start_stack(
             **{f"CHURNOPS_{key.upper()}": value for key, value in settings.items()},
         }
     )
-    log = tmp_path / "up.log"
+    log = tmp_path / log_name
     with log.open("wb") as out:
         proc = subprocess.Popen(  # noqa: S603 - our own CLI from this venv
             [str(BIN / "churnops"), "up", *up_args],
@@ -106,7 +136,10 @@ def start_stack(
         bento=f"http://127.0.0.1:{ports['BENTO']}",
         mlflow=f"http://127.0.0.1:{ports['MLFLOW']}",
         dagster=f"http://127.0.0.1:{ports['DAGSTER']}",
+        env=env,
     )
+    if not wait_up:
+        return stack
     deadline = time.monotonic() + timeout
     while "churnops is up" not in stack.output():
         if proc.poll() is not None or time.monotonic() > deadline:

@@ -14,9 +14,9 @@ from churnops.data.synthetic import generate_customers
 from churnops.model import recipes, scoring
 from churnops.model.evaluation import evaluate_scores
 from churnops.model.importance import field_importance
+from churnops.model.scoring import check_rows
 from orchestration.plots import importance_figure
 from registry.history import AliasEvent, champion_stack, parse_events, rollback_target
-from serving.champion import check_rows
 
 pytestmark = pytest.mark.unit
 TELCO = telco_contract()

@@ -13,7 +13,9 @@ COMMANDS = {
     "up": "--no-train",
     "simulate": "--drifted",
     "rollback": "--reason",
-    "status": "what runs where",
+    "status": "--check",
+    "score": "--explain",
+    "recover": "--yes",
 }
 
 

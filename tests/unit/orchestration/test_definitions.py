@@ -25,6 +25,7 @@ GROUPS = {
     "challenger_version": "deployment",
     "champion_version": "deployment",
     "drift_report": "monitoring",
+    "churn_scores": "scoring",
 }
 
 
@@ -45,7 +46,7 @@ def test_every_asset_is_grouped_described_owned_and_versioned() -> None:
 
 def test_assets_calling_mlflow_or_the_store_retry_with_exponential_backoff() -> None:
     external = {"raw_customers", "churn_candidate", "candidate_evaluation", "drift_report"}
-    external |= {"challenger_version", "champion_version"}
+    external |= {"challenger_version", "champion_version", "churn_scores"}
     for assets_def in defs.assets:
         policy = assets_def.op.retry_policy
         if assets_def.key.to_user_string() in external:
@@ -62,6 +63,21 @@ def test_jobs_and_sensor_are_wired() -> None:
     sensor = defs.resolve_sensor_def("drift_sensor")
     assert sensor.job_name == "retrain_on_drift"
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_scoring_runs_on_promotion_on_a_schedule_and_keeps_one_partition_per_date() -> None:
+    job = defs.resolve_job_def("score_customers")
+    assert [n.name for n in job.nodes_in_topological_order] == ["churn_scores"]
+    sensor = defs.resolve_sensor_def("champion_scoring_sensor")
+    assert sensor.job_name == "score_customers"
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    schedule = defs.resolve_schedule_def("weekly_scoring")
+    assert schedule.job_name == "score_customers"
+    assert schedule.cron_schedule == Settings().scoring_cron
+    scores = next(a for a in defs.assets if a.key == dg.AssetKey("churn_scores"))
+    assert isinstance(scores.partitions_def, dg.DailyPartitionsDefinition)
+    # Lineage from the champion, without loading its output.
+    assert dg.AssetKey("champion_version") in scores.dependency_keys
 
 
 def test_weekly_retrain_schedule_is_listed_but_off_until_turned_on() -> None:

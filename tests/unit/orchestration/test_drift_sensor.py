@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import numpy as np
@@ -18,7 +20,12 @@ from churnops.settings import Settings
 from orchestration.definitions import build_resources
 from orchestration.jobs import retrain_on_drift
 from orchestration.resources import InMemoryRegistryResource, memory_registry
-from orchestration.sensors import assess_window, build_drift_sensor
+from orchestration.sensors import (
+    RunInFlight,
+    assess_window,
+    build_drift_sensor,
+    in_flight_verdict,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -82,12 +89,16 @@ DRIFT = DriftSpec(monthly_charges_shift=25, month_to_month_share_shift=-0.3)
 class Ticks:
     """One sensor under test: its resources, its store and the cursor carried between ticks."""
 
-    def __init__(self, min_rows: int) -> None:
+    def __init__(self, min_rows: int, retrain_timeout_seconds: float = 3600.0) -> None:
         name = uuid.uuid4().hex
         url = f"sqlite:///file:{name}?mode=memory&cache=shared&uri=true"
         # This engine keeps the shared in-memory database alive for the sensor's engines.
         self.engine = prediction_store.connect(url, TELCO)
-        settings = Settings(prediction_store_url=url, monitor_min_rows=min_rows)
+        settings = Settings(
+            prediction_store_url=url,
+            monitor_min_rows=min_rows,
+            retrain_timeout_seconds=retrain_timeout_seconds,
+        )
         resources = build_resources(settings)
         self.registry = memory_registry(name, "churn", "training")
         self.resources = {
@@ -185,8 +196,40 @@ def test_sensor_skips_while_a_retraining_run_is_in_progress() -> None:
     run = dg.DagsterRun(job_name=retrain_on_drift.name, status=dg.DagsterRunStatus.STARTED)
     ticks.instance.add_run(run)
     skipped = ticks.tick()
-    assert skipped.skip_message == f"retraining run {run.run_id} is still in progress"
+    assert skipped.skip_message.startswith(f"waiting for retraining run {run.run_id} (STARTED")
+    assert "holds new windows back for at most 3600 s" in skipped.skip_message
     assert ticks.cursor is None
+
+
+def test_a_retraining_run_stuck_past_its_timeout_no_longer_blocks() -> None:
+    """A run a crash left STARTED must not stop monitoring for good."""
+    now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    fresh = RunInFlight("fresh", "STARTING", now - timedelta(seconds=30))
+    stuck = RunInFlight("stuck", "STARTED", now - timedelta(hours=3))
+    waiting, note = in_flight_verdict([stuck, fresh], now, 3600)
+    assert waiting.startswith(
+        "waiting for retraining run fresh (STARTING since 2026-11-27T11:59:30"
+    )
+    waiting, note = in_flight_verdict([stuck], now, 3600)
+    assert waiting is None
+    assert note == (
+        "; not waiting for retraining run stuck (STARTED since 2026-11-27T09:00:00+00:00, over "
+        "the 3600 s timeout)"
+    )
+
+
+def test_sensor_evaluates_windows_past_a_stuck_run_and_says_so() -> None:
+    ticks = Ticks(min_rows=500, retrain_timeout_seconds=1)
+    ticks.crown_champion()
+    ticks.serve(1500, seed=3, drift=DRIFT)
+    run = dg.DagsterRun(job_name=retrain_on_drift.name, status=dg.DagsterRunStatus.STARTED)
+    ticks.instance.add_run(run)
+    time.sleep(1.5)
+    request = ticks.tick()
+    assert isinstance(request, dg.RunRequest)
+    assert (
+        f"not waiting for retraining run {run.run_id} (STARTED" in request.tags["churnops/reason"]
+    )
 
 
 def test_sensor_does_not_monitor_a_champion_of_another_contract() -> None:

@@ -52,6 +52,14 @@ FROM_SETTINGS = {
     ("monitor_policy", "score_psi"): "drift_score_psi",
     ("monitor_policy", "min_labels"): "drift_min_labels",
     ("monitor_policy", "min_live_auc"): "drift_min_live_auc",
+    ("monitor_policy", "retrain_timeout_seconds"): "retrain_timeout_seconds",
+    ("campaign_policy", "contact_cost"): "campaign_contact_cost",
+    ("campaign_policy", "retained_value"): "campaign_retained_value",
+    ("campaign_policy", "success_rate"): "campaign_success_rate",
+    ("campaign_policy", "offer_cost"): "campaign_offer_cost",
+    ("scoring_target", "path"): "scoring_path",
+    ("scoring_target", "output"): "scores_location",
+    ("scoring_target", "explain"): "scoring_explain",
 }
 # The customer source reads the prediction store only when this setting says so.
 NESTED = {("customer_source", "prediction_store"): "retrain_with_production_labels"}
@@ -89,7 +97,15 @@ NON_DEFAULT = {
     "drift_score_psi": 0.4,
     "drift_min_labels": 50,
     "drift_min_live_auc": 0.6,
+    "retrain_timeout_seconds": 1800.0,
     "retrain_with_production_labels": False,
+    "campaign_contact_cost": 12.0,
+    "campaign_retained_value": 300.0,
+    "campaign_success_rate": 0.25,
+    "campaign_offer_cost": 5.0,
+    "scoring_path": "/data/base.parquet",
+    "scoring_output": "s3://bucket/scores",
+    "scoring_explain": False,
 }
 # URLs carrying a password the Dagster UI must not show.
 POSTGRES_URL = "postgresql+psycopg2://churnops:s3cret@db:5432/predictions"

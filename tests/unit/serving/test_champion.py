@@ -7,16 +7,11 @@ import numpy as np
 import pytest
 
 from churnops.contract import telco_contract
+from churnops.model.scoring import UNSEEN_CATEGORY, check_rows
 from churnops.records import record_model
 from registry.interface import CONTRACT_DATASET_TAG, CONTRACT_FINGERPRINT_TAG
 from registry.memory import InMemoryModelRegistry
-from serving.champion import (
-    UNSEEN_CATEGORY,
-    Candidate,
-    ChampionFollower,
-    check_rows,
-    pinned_resolver,
-)
+from serving.champion import Candidate, ChampionFollower, pinned_resolver
 from tests.unit.serving.contracts import GYM
 
 pytestmark = pytest.mark.unit
@@ -112,7 +107,7 @@ class _Registry:
         self.tags = tags
 
     def version(self, version: str):
-        return type("Info", (), {"tags": self.tags})()
+        return type("Info", (), {"tags": self.tags, "run_id": None})()
 
 
 def test_pinned_resolver_reads_the_version_and_its_tags() -> None:
@@ -123,10 +118,10 @@ def test_pinned_resolver_reads_the_version_and_its_tags() -> None:
         return _Registry(OURS)
 
     resolve = pinned_resolver("models:/churn/3", _Registry({}), registry_for)
-    assert resolve() == ("3", "models:/churn/3", OURS)
+    assert resolve() == ("3", "models:/churn/3", OURS, None)
     assert names == ["churn"]
     local = pinned_resolver("/models/churn", _Registry({}), registry_for)()
-    assert local == ("/models/churn", "/models/churn", None)
+    assert local == ("/models/churn", "/models/churn", None, None)
 
 
 def _registered(registry: InMemoryModelRegistry, contract) -> str:
@@ -152,7 +147,12 @@ def test_pinned_run_and_alias_uris_are_checked_by_their_tags() -> None:
     alias = pinned_resolver("models:/churn@champion", registry, lambda name: registry)
     assert alias() is None  # nothing holds the alias yet
     registry.promote(ours, "test")
-    assert alias() == (ours, f"models:/churn/{ours}", registry.version(ours).tags)
+    assert alias() == (
+        ours,
+        f"models:/churn/{ours}",
+        registry.version(ours).tags,
+        registry.version(ours).run_id,
+    )
     theirs = _registered(registry, GYM)
     registry.promote(theirs, "test")
     follower = ChampionFollower(alias, lambda uri: FakeModel(0.2), 60, TELCO)
