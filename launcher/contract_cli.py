@@ -61,27 +61,11 @@ def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
 def read_in_chunks(path: Path) -> Iterator[pd.DataFrame]:
     """The file's rows in chunks, as training reads them (`read_customer_chunks`), with a
     progress bar for large files. Raises ContractError naming the file if it is unreadable."""
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
     from churnops.data.sources import read_customer_chunks
+    from launcher.progress import file_progress
 
     size = path.stat().st_size if path.is_file() else 0
-    progress = Progress(
-        TextColumn("reading {task.fields[name]}"),
-        BarColumn(),
-        DownloadColumn(),
-        TextColumn("{task.fields[rows]:,} rows"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=size < PROGRESS_BYTES,
-    )
+    progress = file_progress("reading", err, disable=size < PROGRESS_BYTES)
     task = progress.add_task("read", total=size, name=path.name, rows=0)
     chunks = read_customer_chunks(
         path, CHUNK_ROWS, lambda done: progress.update(task, completed=done)

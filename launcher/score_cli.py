@@ -78,20 +78,11 @@ def score(
 
 
 def _score_with_progress(data: Path, out_path: str, model, contract, explain, top):
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
-
     from churnops.model.batch import score_file
+    from launcher.progress import file_progress
 
     size = data.stat().st_size if data.is_file() else 0
-    progress = Progress(
-        TextColumn("scoring {task.fields[name]}"),
-        BarColumn(),
-        DownloadColumn(),
-        TextColumn("{task.fields[rows]:,} rows"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    )
+    progress = file_progress("scoring", err)
     task = progress.add_task("score", total=size or None, name=data.name, rows=0)
 
     def advance(rows: int, done: int) -> None:

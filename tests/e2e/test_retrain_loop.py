@@ -176,7 +176,7 @@ def test_drift_retrains_once_through_a_stop_and_crashes_and_serving_follows(
         stack = _restart(tmp_path, len(MOMENTS) + 2)
         assert "recovered: Dagster run" in stack.output()
 
-        finished = wait_for(
+        wait_for(
             lambda: next((r for r in stack.runs(RETRAIN_JOB) if r["status"] == "SUCCESS"), None),
             600,
             "the retraining to complete",
@@ -194,7 +194,10 @@ def test_drift_retrains_once_through_a_stop_and_crashes_and_serving_follows(
         assert second != first
         promoted = registry.version(second)
         assert promoted.tags["gate.decision"] == "promoted"
-        assert promoted.tags["dagster.run_id"] == finished["runId"]
+        # Registered by one attempt of this retraining: a retry re-executes only what failed,
+        # so a crash while gating promotes the version the earlier attempt registered.
+        assert promoted.tags["dagster.run_id"] in {r["runId"] for r in attempts}
+        assert len(registry.versions()) <= 3, "at most one version per attempt that registered"
         mlflow = MlflowClient(stack.mlflow)
         reports = mlflow.search_runs(
             [mlflow.get_experiment_by_name("churn-monitoring").experiment_id],
