@@ -65,7 +65,8 @@ IN_FLIGHT = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"}
 MOMENTS = {
     "starting": (),
     "training": ("churn_candidate",),
-    "registering": ("challenger_version", "champion_version"),
+    # The version is registered, then gated: a kill up to a second in still lands in the run.
+    "registering": ("challenger_version",),
 }
 
 
