@@ -95,9 +95,11 @@ def _score_with_progress(data: Path, out_path: str, model, contract, explain, to
 
 
 def _top_table(summary) -> Table:
+    from churnops.model.batch import readable_columns
+
     table = Table(title=f"highest churn risk (of {summary.rows:,})")
     frame = summary.top.head(SHOWN_ROWS)
-    columns = [c for c in frame.columns if not c.endswith(("_feature", "_log_odds"))]
+    columns = readable_columns(frame)
     for column in columns:
         table.add_column(column)
     for row in frame.loc[:, columns].itertuples(index=False):

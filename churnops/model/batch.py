@@ -114,6 +114,12 @@ def reason_columns(count: int = REASON_COUNT) -> list[str]:
     return names
 
 
+def readable_columns(frame: pd.DataFrame) -> list[str]:
+    """The columns a person reads in a summary table: the reason texts, not their feature names
+    and log-odds."""
+    return [c for c in frame.columns if not c.endswith(("_feature", "_log_odds"))]
+
+
 def output_columns(contract: Contract, *, explain: bool, reasons: int = REASON_COUNT) -> list[str]:
     columns = [contract.id_name, PROBABILITY, DECISION, VERSION, RANK]
     return columns + ([MARGIN, *reason_columns(reasons)] if explain else [])
@@ -302,19 +308,9 @@ def _read_ahead(items: Iterator[T], depth: int = READ_AHEAD) -> Generator[T, Non
 
 
 def _scored(frame: pd.DataFrame, model: ScoringModel, contract: Contract) -> pd.DataFrame:
-    probabilities = model.score(features(frame, contract))
-    target = contract.target
-    decision = np.where(
-        probabilities >= model.threshold, target.positive_label, target.negative_label
-    )
-    return pd.DataFrame(
-        {
-            contract.id_name: frame[contract.id_name].to_numpy(dtype=object),
-            PROBABILITY: probabilities,
-            DECISION: decision,
-            VERSION: model.version,
-        }
-    )
+    """`_scored_table` as a frame (the top-N path keeps rows across chunks in pandas)."""
+    schema = _schema(contract, explain=False, ranked=False)
+    return _scored_table(frame, model, contract, schema).to_pandas()
 
 
 def _scored_table(

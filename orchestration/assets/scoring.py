@@ -15,6 +15,7 @@ from churnops.model.batch import (
     ScoringModel,
     ScoringSummary,
     frames_fingerprint,
+    readable_columns,
     score_chunks,
     score_file,
 )
@@ -82,8 +83,7 @@ def score_source(
 
 def top_table(summary: ScoringSummary, rows: int = TOP_TABLE_ROWS) -> str:
     shown = summary.top.head(rows).copy()
-    keep = [c for c in shown.columns if not c.endswith(("_feature", "_log_odds"))]
-    shown = shown.loc[:, keep]
+    shown = shown.loc[:, readable_columns(shown)]
     if "churn_probability" in shown:
         shown["churn_probability"] = shown["churn_probability"].round(4)
     if "log_odds" in shown:
