@@ -6,6 +6,7 @@ Heavy modules are imported when the command runs, so `churnops --help` stays ins
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -16,8 +17,8 @@ from rich.text import Text
 
 from churnops.settings import Settings
 
-err = Console(stderr=True)
-out = Console()
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 SHOWN_ROWS = 10
 
 
@@ -43,6 +44,8 @@ def score(
     from registry.mlflow_registry import MlflowModelRegistry
     from registry.scoring import scoring_model
 
+    # Our own bar shows progress; MLflow's per-file download bars would only bury the messages.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     settings = Settings()
     try:
         contract = configured_contract(settings.contract)

@@ -105,6 +105,7 @@ def test_mlflow_run_records_params_metrics_plots_and_lineage(first_run, mlflow_u
         "evaluation/calibration.png",
         "evaluation/confusion_matrix.png",
         "evaluation/feature_importance.png",
+        "evaluation/decision.json",
     }
     inputs = {
         next(tag.value for tag in item.tags if tag.key == "mlflow.data.context"): item.dataset
