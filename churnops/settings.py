@@ -35,6 +35,23 @@ class Settings(BaseSettings):
         None, description="Artifact store URI served by MLflow; default a folder in HOME."
     )
     mlflow_workers: int = Field(1, description="MLflow server worker processes.")
+    mlflow_auth: bool = Field(
+        True,
+        description="MLflow's basic-auth app: clients log in with MLFLOW_TRACKING_USERNAME/"
+        "PASSWORD; `churnops up` generates the accounts and keeps them in HOME.",
+    )
+    mlflow_auth_database_uri: str | None = Field(
+        None, description="SQLAlchemy URL of MLflow's users database; default SQLite in HOME."
+    )
+    mlflow_training_password: SecretStr | None = Field(
+        None,
+        description="Password `churnops mlflow-accounts` gives `churnops-training` (registers "
+        "versions, moves aliases).",
+    )
+    mlflow_serving_password: SecretStr | None = Field(
+        None,
+        description="Password `churnops mlflow-accounts` gives `churnops-serving` (read only).",
+    )
     model_name: str = Field("churn", description="Registered model name.")
     experiment: str = Field("churn-training", description="MLflow experiment for training runs.")
     contract: Path | None = Field(
@@ -138,8 +155,29 @@ class Settings(BaseSettings):
         description="Bearer token every API route needs when set (probes, docs, metrics and "
         "`/model` stay open).",
     )
+    api_tokens: SecretStr | None = Field(
+        None,
+        description="Scoped API tokens, comma separated `scope:token` (scope `predict`, "
+        "`feedback` or `all`); several may be valid at once, for rotation.",
+    )
+    api_tokens_file: Path | None = Field(
+        None,
+        description="File of `scope:token` lines, re-read when it changes: rotate tokens "
+        "without a restart.",
+    )
     max_request_bytes: int = Field(
         2_000_000, description="Largest accepted request body (larger gets HTTP 413)."
+    )
+    prediction_journal: Path | None = Field(
+        None,
+        description="Folder of the on-disk prediction journal (answered predictions before the "
+        "store has them); default `journal` in HOME.",
+    )
+    journal_max_bytes: int = Field(
+        1 << 30,
+        gt=0,
+        description="Disk the journal may hold while the store is away; past it /predict "
+        "answers 503.",
     )
     retrain_with_production_labels: bool = Field(
         True, description="Add labelled production predictions to the training data."
@@ -248,8 +286,17 @@ class Settings(BaseSettings):
         return self.mlflow_artifacts_destination or str(self.state_dir / "mlflow" / "artifacts")
 
     @property
+    def auth_database_uri(self) -> str:
+        """MLflow's users database, beside its SQLite store."""
+        return self.mlflow_auth_database_uri or f"sqlite:///{self.state_dir / 'mlflow' / 'auth.db'}"
+
+    @property
     def prediction_store(self) -> str:
         return self.prediction_store_url or f"sqlite:///{self.state_dir / 'predictions.db'}"
+
+    @property
+    def journal_dir(self) -> Path:
+        return self.prediction_journal or self.state_dir / "journal"
 
     @property
     def scores_location(self) -> str:

@@ -41,8 +41,10 @@ app.command()(score)
 
 def _registry(settings: Settings):
     # Imported on use: MLflow's client takes a second to import and `--help` should not wait.
+    from launcher.credentials import use_stored_login
     from registry.mlflow_registry import MlflowModelRegistry
 
+    use_stored_login(settings.state_dir)
     return MlflowModelRegistry(settings.tracking_uri, settings.model_name, settings.experiment)
 
 
@@ -71,6 +73,7 @@ def up(
     try:
         with console.status("starting MLflow server…"):
             stack.start_mlflow()
+        _log_in_as_training(stack)
         instance = open_instance(stack.prepare_dagster_home())
         left_in_flight = runs_in_flight(instance)  # before Dagster starts: a previous life's
         with console.status("starting Dagster code server, webserver and daemon…"):
@@ -108,6 +111,62 @@ def up(
         console.print("stopped")
 
 
+def _log_in_as_training(stack) -> None:
+    """This process's own MLflow calls (recovery, the champion check) use the training account
+    of the server it just started; the admin password is shown on the first start only."""
+    import os
+
+    from launcher.credentials import TRAINING
+
+    os.environ.update(stack.login(TRAINING))
+    if stack.admin_notice:
+        console.print(f"[yellow]{stack.admin_notice}[/yellow]", highlight=False)
+
+
+@app.command("mlflow-accounts")
+def mlflow_accounts(
+    wait: Annotated[
+        float, typer.Option(help="Seconds to wait for the MLflow server to answer /health.")
+    ] = 120.0,
+) -> None:
+    """Create or update MLflow's service accounts and their permissions, as the admin logged in
+    by MLFLOW_TRACKING_USERNAME/PASSWORD, with the passwords in CHURNOPS_MLFLOW_TRAINING_PASSWORD
+    and CHURNOPS_MLFLOW_SERVING_PASSWORD: the deployments' one-shot job. Idempotent."""
+    import os
+
+    from launcher.credentials import PASSWORD_VAR, SERVING, TRAINING, USERNAME_VAR
+    from launcher.mlflow_auth import ProvisioningError, churnops_experiments, provision_accounts
+    from launcher.processes import wait_for_http
+
+    settings = Settings()
+    given = {TRAINING: settings.mlflow_training_password, SERVING: settings.mlflow_serving_password}
+    missing = [f"the {name} password" for name, secret in given.items() if secret is None]
+    missing += [name for name in (USERNAME_VAR, PASSWORD_VAR) if not os.environ.get(name)]
+    if missing:
+        console.print(f"[red]error:[/red] not set: {', '.join(missing)}", highlight=False)
+        raise typer.Exit(2)
+    passwords = {name: secret.get_secret_value() for name, secret in given.items() if secret}
+    try:
+        wait_for_http(f"{settings.tracking_uri.rstrip('/')}/health", wait)
+        changed = provision_accounts(
+            settings.tracking_uri,
+            (os.environ[USERNAME_VAR], os.environ[PASSWORD_VAR]),
+            passwords,
+            settings.model_name,
+            churnops_experiments(settings.experiment),
+        )
+    except (ProvisioningError, ProcessFailed) as exc:
+        console.print(f"[red]error:[/red] {exc}", markup=False)
+        raise typer.Exit(1) from exc
+    for grant in changed:
+        console.print(
+            f"granted {grant.username} {grant.permission} on {grant.resource_type} "
+            f"{grant.resource_id}",
+            highlight=False,
+        )
+    console.print(f"accounts {TRAINING} and {SERVING} ready at {settings.tracking_uri}")
+
+
 def _let_runs_finish(instance, grace: float, stop_now: threading.Event) -> None:
     """A stop lets runs in flight finish for a bounded time, saying so; a second Ctrl-C stops
     at once. Whatever is still running is failed on the next start and retried."""
@@ -138,7 +197,13 @@ def _print_urls(settings: Settings) -> None:
     contract = _contract(settings)
     table = Table(show_header=False, box=None)
     table.add_row("Dagster UI", settings.dagster_url)
-    table.add_row("MLflow UI", settings.tracking_uri)
+    mlflow_login = ""
+    if settings.mlflow_auth:
+        from launcher.credentials import ADMIN, credentials_path
+
+        where = credentials_path(settings.state_dir)
+        mlflow_login = f" (user {ADMIN}, password in {where})"
+    table.add_row("MLflow UI", f"{settings.tracking_uri}{mlflow_login}")
     table.add_row("Prediction API", f"{settings.bento_url}/docs")
     table.add_row("Data contract", f"{contract.dataset} ({contract.fingerprint})")
     console.print(Panel(table, title="churnops is up (Ctrl-C to stop)"))

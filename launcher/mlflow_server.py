@@ -6,6 +6,8 @@ import os
 import sys
 from pathlib import Path
 
+from launcher.credentials import Credentials
+from launcher.mlflow_auth import APP_NAME, server_env, write_auth_ini
 from launcher.processes import ManagedProcess, free_port
 
 
@@ -17,8 +19,10 @@ def mlflow_server(
     log_path: Path,
     workers: int = 1,
     env: dict[str, str] | None = None,
+    auth: bool = False,
 ) -> ManagedProcess:
-    """A managed `mlflow server`; artifacts are proxied so clients need only its URL."""
+    """A managed `mlflow server`; artifacts are proxied so clients need only its URL. With
+    `auth`, MLflow's basic-auth app (configured by the MLFLOW_AUTH_* variables of `env`)."""
     if backend_store_uri.startswith("sqlite:///"):
         Path(backend_store_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     if "://" not in artifacts_destination:
@@ -39,6 +43,7 @@ def mlflow_server(
         str(port),
         "--workers",
         str(workers),
+        *(("--app-name", APP_NAME) if auth else ()),
     ]
     environ = dict(os.environ if env is None else env)
     # MLflow's job runner (six huey consumers, ~250 MB each) serves GenAI features churnops
@@ -50,12 +55,19 @@ def mlflow_server(
 
 
 def local_mlflow_server(
-    root: Path, port: int | None = None, env: dict[str, str] | None = None
+    root: Path,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+    credentials: Credentials | None = None,
 ) -> tuple[str, ManagedProcess]:
     """Its URL and an `mlflow server` on loopback holding everything under `root` (SQLite store,
     local artifacts): what tests and benchmarks run against. The same `root` and `port` give
-    back a stopped server with all it held."""
+    back a stopped server with all it held. With `credentials`, the basic-auth app with its
+    users database in `root` too."""
     port = port or free_port()
+    if credentials is not None:
+        ini = write_auth_ini(root / "auth.ini", f"sqlite:///{root / 'auth.db'}")
+        env = {**(os.environ if env is None else env), **server_env(ini, credentials)}
     server = mlflow_server(
         f"sqlite:///{root / 'mlflow.db'}",
         str(root / "artifacts"),
@@ -63,5 +75,6 @@ def local_mlflow_server(
         port,
         root / "mlflow.log",
         env=env,
+        auth=credentials is not None,
     )
     return f"http://127.0.0.1:{port}", server

@@ -40,6 +40,7 @@ def score(
     rank (1 = highest risk) and, with --explain, reasons. A bad row stops the run naming the
     file, line and column; nothing partial is written."""
     from churnops.contract import ContractError, ContractFileError, configured_contract
+    from launcher.credentials import use_stored_login
     from registry.interface import RegistryError
     from registry.mlflow_registry import MlflowModelRegistry
     from registry.scoring import scoring_model
@@ -51,6 +52,7 @@ def score(
         contract = configured_contract(settings.contract)
     except ContractFileError as exc:
         _fail(str(exc))
+    use_stored_login(settings.state_dir)
     registry = MlflowModelRegistry(settings.tracking_uri, settings.model_name, settings.experiment)
     try:
         model = scoring_model(registry, contract, version=version, explain=explain)

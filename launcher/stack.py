@@ -11,11 +11,19 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 
 from churnops.settings import ENV_PREFIX, Settings
+from launcher.credentials import (
+    ADMIN,
+    SERVING,
+    TRAINING,
+    Credentials,
+    admin_notice,
+    ensure_credentials,
+)
 from launcher.processes import (
     ManagedProcess,
     ProcessFailed,
@@ -113,10 +121,12 @@ def bento_command(host: str, port: int) -> list[str]:
     ]
 
 
-def service_env(settings: Settings) -> dict[str, str]:
+def service_env(settings: Settings, login: Mapping[str, str] | None = None) -> dict[str, str]:
     """Environment for child processes: the caller's, plus the resolved CHURNOPS_* addresses
-    and data contract path."""
+    and data contract path, and the MLflow login (MLFLOW_TRACKING_USERNAME/PASSWORD) of the
+    account the process uses."""
     env = dict(os.environ)
+    env.update(login or {})
     env[f"{ENV_PREFIX}HOME"] = str(settings.state_dir)
     env[f"{ENV_PREFIX}MLFLOW_TRACKING_URI"] = settings.tracking_uri
     if settings.contract is not None:
@@ -137,6 +147,13 @@ class Stack:
         self.logs = settings.state_dir / "logs"
         self.processes: list[ManagedProcess] = []
         self.dagster_started = False
+        # Set by start_mlflow when MLflow runs its auth app.
+        self.credentials: Credentials | None = None
+        self.admin_notice: str | None = None
+
+    def login(self, account: str) -> dict[str, str]:
+        """The MLflow login of `account` (nothing when MLflow runs without auth)."""
+        return self.credentials.login_env(account) if self.credentials else {}
 
     def _process(
         self,
@@ -144,13 +161,14 @@ class Stack:
         command: list[str],
         health_url: str | None,
         ready: Callable[[float, subprocess.Popen], None] | None = None,
+        account: str = TRAINING,
     ) -> ManagedProcess:
         return ManagedProcess(
             name,
             command,
             self.logs / f"{name}.log",
             health_url=health_url,
-            env=service_env(self.settings),
+            env=service_env(self.settings, self.login(account)),
             cwd=REPO_ROOT,
             ready=ready,
         )
@@ -160,9 +178,18 @@ class Stack:
         process.start(timeout=timeout)
 
     def start_mlflow(self) -> None:
+        """The MLflow server; with CHURNOPS_MLFLOW_AUTH, its auth app and the service accounts
+        (passwords generated on the first start, kept in the state folder)."""
+        from launcher.mlflow_auth import server_env, write_auth_ini
         from launcher.mlflow_server import mlflow_server
 
         s = self.settings
+        env = service_env(s)
+        if s.mlflow_auth:
+            self.credentials, created = ensure_credentials(s.state_dir)
+            self.admin_notice = admin_notice(self.credentials, created, s.state_dir)
+            ini = write_auth_ini(s.state_dir / "mlflow" / "auth.ini", s.auth_database_uri)
+            env.update(server_env(ini, self.credentials))
         server = mlflow_server(
             s.backend_store_uri,
             s.artifacts_destination,
@@ -170,9 +197,36 @@ class Stack:
             s.mlflow_port,
             self.logs / "mlflow.log",
             workers=s.mlflow_workers,
-            env=service_env(s),
+            env=env,
+            auth=s.mlflow_auth,
         )
         self._start(server, timeout=180)
+        if self.credentials is not None:
+            self.provision_accounts(self.credentials)
+
+    def provision_accounts(self, credentials: Credentials) -> None:
+        from launcher.mlflow_auth import (
+            ProvisioningError,
+            churnops_experiments,
+            provision_accounts,
+        )
+
+        s = self.settings
+        passwords = {name: credentials.password(name) for name in (TRAINING, SERVING)}
+        try:
+            provision_accounts(
+                s.tracking_uri,
+                (ADMIN, credentials.admin_password),
+                passwords,
+                s.model_name,
+                churnops_experiments(s.experiment),
+            )
+        except ProvisioningError as exc:
+            raise ProcessFailed(
+                f"cannot set up MLflow's accounts: {exc}. If the users database "
+                f"({s.auth_database_uri}) was made with other passwords than those kept in "
+                f"{s.state_dir}, delete the database to start its users over."
+            ) from exc
 
     def prepare_dagster_home(self) -> Path:
         """The instance folder with our dagster.yaml (run monitoring and retries on)."""
@@ -223,6 +277,7 @@ class Stack:
             "bento",
             bento_command(s.host, s.bento_port),
             f"{s.bento_url}/healthz",
+            account=SERVING,
         )
         self._start(bento, timeout=180)
 

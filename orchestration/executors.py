@@ -9,8 +9,10 @@ import dagster as dg
 
 from churnops.settings import Settings
 
-# Op containers rebuild the code location and the Dagster instance from these variables.
+# Op containers rebuild the code location and the Dagster instance from these variables, and
+# log in to MLflow (its auth app) as the run worker does.
 FORWARDED_ENV_PREFIXES = ("CHURNOPS_", "DAGSTER_")
+FORWARDED_ENV_NAMES = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 # Marks op containers so tooling (stack.sh down, the acceptance test) can find them.
 STEP_CONTAINER_LABEL = "io.churnops.role"
 
@@ -18,7 +20,11 @@ STEP_CONTAINER_LABEL = "io.churnops.role"
 def forwarded_env_vars(environ: Mapping[str, str]) -> list[str]:
     """Names only: Dagster reads the values from the run worker's environment at launch, so no
     value (such as a database password) is written into the job definition."""
-    return sorted(name for name in environ if name.startswith(FORWARDED_ENV_PREFIXES))
+    return sorted(
+        name
+        for name in environ
+        if name.startswith(FORWARDED_ENV_PREFIXES) or name in FORWARDED_ENV_NAMES
+    )
 
 
 def docker_executor_config(settings: Settings, environ: Mapping[str, str]) -> dict:

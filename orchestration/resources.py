@@ -87,6 +87,12 @@ class CustomerSource(dg.ConfigurableResource):
     def load(self, contract: Contract) -> pd.DataFrame:
         """Raw records under `contract`; `ContractError` when there is no file and the
         contract is not the synthetic generator's."""
+        return with_production_records(
+            self.load_base(contract), self.production_records(contract), contract
+        )
+
+    def load_base(self, contract: Contract) -> pd.DataFrame:
+        """The file's (or the generator's) records alone, without production ones."""
         if self.path:
             base = read_customer_file(self.path)
         elif not is_demo_contract(contract):
@@ -100,7 +106,7 @@ class CustomerSource(dg.ConfigurableResource):
                 tenure_scale=self.tenure_scale, monthly_charges_shift=self.monthly_charges_shift
             )
             base = generate_customers(self.synthetic_rows, seed=self.seed, drift=drift)
-        return with_production_records(base, self.production_records(contract), contract)
+        return base
 
     def production_records(self, contract: Contract) -> pd.DataFrame:
         if self.prediction_store is None:

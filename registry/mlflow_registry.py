@@ -167,12 +167,18 @@ class MlflowModelRegistry(ModelRegistry):
     # Registry primitives.
 
     def ensure_model(self, description: str = "") -> None:
+        """The registered model, with `description` if it has none: with MLflow's auth app
+        its admin creates the model empty before any training (under auth, alias lookups on a
+        missing model answer 403 rather than "not found")."""
         try:
-            self.client.get_registered_model(self.model_name)
+            model = self.client.get_registered_model(self.model_name)
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
                 raise
             self.client.create_registered_model(self.model_name, description=description)
+            return
+        if description and not model.description:
+            self.client.update_registered_model(self.model_name, description=description)
 
     def register(self, run: LoggedRun, tags: dict[str, str]) -> str:
         self.ensure_model()

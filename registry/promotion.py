@@ -92,6 +92,7 @@ def judge_versions(
     holdout: pd.DataFrame,
     rules: GateRules,
     contract: Contract,
+    frozen_rows: int | None = None,
 ) -> GateVerdict:
     """Both models are loaded from the registry and scored on `holdout` (typed by `contract`,
     the challenger's): the champion is never compared by the number it was promoted with,
@@ -105,7 +106,14 @@ def judge_versions(
         if mismatch is None:
             champion_scores = holdout_scores(registry, previous, holdout, contract)
     challenger_scores = holdout_scores(registry, challenger_version, holdout, contract)
-    report = judge_challenger(holdout, challenger_scores, champion_scores, rules, contract=contract)
+    report = judge_challenger(
+        holdout,
+        challenger_scores,
+        champion_scores,
+        rules,
+        contract=contract,
+        frozen_rows=frozen_rows,
+    )
     if mismatch is not None:
         report = _judged_alone(report, mismatch)
     return GateVerdict(report, challenger_version, previous)

@@ -1,8 +1,10 @@
-"""ASGI guard in front of the whole service: bearer token, JSON only, bounded bodies.
+"""ASGI guard in front of the whole service: scoped bearer tokens, JSON only, bounded bodies.
 
-Deny by default: every path needs the token (when one is configured) except the explicit open
-list below, so a route added later is protected without anyone remembering to list it. The body
-checks apply to every request whatever its path.
+Deny by default: every path needs a token (when any is configured) except the explicit open
+list below, so a route added later is protected without anyone remembering to list it; a route
+outside the predict and feedback scopes needs an `all` token (serving/tokens.py). An unknown
+token gets 401, a known one used outside its scope 403. The body checks apply to every request
+whatever its path.
 
 BentoML also accepts its own pickle encoding between services; a public API must not unpickle
 client bytes, so any body but `application/json` is refused before BentoML sees it.
@@ -14,10 +16,11 @@ the body here before the app runs keeps the 413 and the error shape of the other
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from typing import Any
+
+from serving.tokens import TokenSource, allows
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -44,32 +47,41 @@ class RequestGuard:
         self,
         app: ASGIApp,
         max_body_bytes: int,
-        token: str | None = None,
+        tokens: TokenSource | None = None,
         open_paths: Collection[str] = OPEN_PATHS,
         open_prefixes: tuple[str, ...] = OPEN_PREFIXES,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
-        self.expected_auth = f"Bearer {token}".encode() if token else None
+        self.tokens = tokens
         self.open_paths = frozenset(open_paths)
         self.open_prefixes = open_prefixes
 
     def is_open(self, path: str) -> bool:
         return path in self.open_paths or path.startswith(self.open_prefixes)
 
-    def authorized(self, headers: dict[bytes, bytes]) -> bool:
-        if self.expected_auth is None:
-            return True
-        # Constant time: the answer's timing must not tell how much of a guess was right.
-        return hmac.compare_digest(headers.get(b"authorization", b""), self.expected_auth)
+    def refusal(self, path: str, headers: dict[bytes, bytes]) -> int | None:
+        """401 without a known token, 403 for a known token outside its scope, else None."""
+        if self.is_open(path) or self.tokens is None:
+            return None
+        tokens = self.tokens.current()
+        if not tokens.enabled:
+            return None
+        scope = tokens.scope_of(headers.get(b"authorization", b""))
+        if scope is None:
+            return 401
+        return None if allows(scope, path) else 403
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
-        if not self.is_open(scope["path"]) and not self.authorized(headers):
+        if refused := self.refusal(scope["path"], headers):
             if scope["type"] == "websocket":
                 return await send({"type": "websocket.close", "code": WS_POLICY_VIOLATION})
+            if refused == 403:
+                reason = f"this token's scope does not cover {scope['path']}"
+                return await _reject(send, 403, reason, "authorization")
             return await _reject(
                 send,
                 401,

@@ -31,10 +31,13 @@ from churnops.settings import Settings
 from registry.mlflow_registry import MlflowModelRegistry
 from serving.batcher import MicroBatcher, one_openmp_thread
 from serving.champion import ChampionFollower, LoadedModel, alias_resolver, pinned_resolver
+from serving.group_commit import GroupCommit
 from serving.guard import RequestGuard
+from serving.journal import JournalFull, PredictionJournal
 from serving.prediction_log import PredictionLogger
 from serving.routes import build_routes
 from serving.schemas import FeedbackReceipt, ReasonCode, api_models
+from serving.tokens import configured_tokens
 
 MAX_BATCH = 1000
 REASON_COUNT = 3
@@ -53,11 +56,14 @@ Feedback = _MODELS.feedback
 
 
 class Scored(NamedTuple):
-    """One scored customer: contract values, probability, the model that scored it (its
-    version and threshold) and, when asked for, its reasons."""
+    """One scored customer: its request and customer ids, contract values, probability, the
+    answer at the model's threshold, the model that scored it and, when asked for, reasons."""
 
+    request_id: str
+    customer_id: str | None
     row: list[object]
     score: float
+    answer: str
     model: LoadedModel
     reasons: list[ReasonCode] | None = None
 
@@ -80,7 +86,7 @@ def _status() -> dict[str, object]:
     status = service.follower.status()
     status["batching"] = service.batcher.stats()
     if service.logger is not None:
-        status["prediction_log"] = service.logger.stats()
+        status["prediction_log"] = {**service.logger.stats(), "commits": service.commit.stats()}
     return status
 
 
@@ -120,10 +126,14 @@ class ChurnService:
         # No I/O here: a store that is down at start must not stop serving (rows are buffered).
         self.store = prediction_store.connect(settings.prediction_store)
         self.logger = (
-            PredictionLogger(partial(prediction_store.write_prediction_rows, self.store, CONTRACT))
+            PredictionLogger(
+                partial(prediction_store.write_prediction_rows, self.store, CONTRACT),
+                PredictionJournal(settings.journal_dir, settings.journal_max_bytes),
+            )
             if settings.prediction_logging
             else None
         )
+        self.commit = GroupCommit(self.logger.log) if self.logger is not None else None
         # Concurrent requests share model calls (see serving/batcher.py).
         self.batcher: MicroBatcher = MicroBatcher(
             self._score_rows, max_rows=MAX_BATCH, thread_setup=one_openmp_thread
@@ -140,18 +150,18 @@ class ChurnService:
     def flush_prediction_log(self) -> None:
         """Graceful stop: every answered prediction reaches the store before exit."""
         self.follower.stop()
+        if self.commit is not None:
+            self.commit.close()
         if self.logger is not None:
             self.logger.close()
 
-    def _score_rows(self, customers: list) -> list[Scored]:
-        """Each customer's contract values, probability, decision and model version; one
-        model per call."""
+    def _score_rows(self, items: list[tuple[str, object]]) -> list[Scored]:
+        """(request id, customer) pairs scored by one model in one call."""
         loaded = self._loaded()
-        rows = records_to_rows(customers, CONTRACT)
-        scores = loaded.score(rows)
-        return [Scored(row, float(score), loaded) for row, score in zip(rows, scores, strict=True)]
+        rows = records_to_rows([customer for _, customer in items], CONTRACT)
+        return _scored(items, rows, loaded.score(rows), loaded)
 
-    def _explained_rows(self, customers: list) -> list[Scored]:
+    def _explained_rows(self, items: list[tuple[str, object]]) -> list[Scored]:
         """As `_score_rows`, with reason codes (off the micro-batcher: only explaining
         requests pay for them)."""
         loaded = self._loaded()
@@ -160,14 +170,28 @@ class ChurnService:
                 f"reason codes are unavailable for model version {loaded.version}: "
                 f"{loaded.explain_error}"
             )
-        rows = records_to_rows(customers, CONTRACT)
+        rows = records_to_rows([customer for _, customer in items], CONTRACT)
         frame = rows_to_frame(rows, CONTRACT)
-        scores = loaded.score(rows)
         reasons = top_reasons(loaded.explainer.explain(frame), frame, REASON_COUNT)
-        return [
-            Scored(row, float(score), loaded, [_reason(r) for r in why])
-            for row, score, why in zip(rows, scores, reasons, strict=True)
-        ]
+        explained = [[_reason(r) for r in why] for why in reasons]
+        return _scored(items, rows, loaded.score(rows), loaded, explained)
+
+    async def _journal(self, scored: list[Scored]) -> None:
+        """On disk before the answer leaves (shared with every request syncing meanwhile)."""
+        if self.commit is None:
+            return
+        try:
+            await self.commit.commit(_log_rows(scored))
+        except JournalFull as exc:  # never answer what cannot be kept
+            raise bentoml.exceptions.ServiceUnavailable(str(exc)) from exc
+
+    def _unknown_labels(self, labels: list[dict]) -> list[int]:
+        """Labels naming no logged prediction; predictions answered a moment ago may still be
+        in the journal, so it is shipped first and the labels checked again."""
+        unknown = prediction_store.unknown_feedback(self.store, CONTRACT, labels)
+        if unknown and self.logger is not None and self.logger.flush(timeout=5.0):
+            unknown = prediction_store.unknown_feedback(self.store, CONTRACT, labels)
+        return unknown
 
     def _loaded(self) -> LoadedModel:
         loaded = self.follower.current
@@ -176,27 +200,25 @@ class ChurnService:
         return loaded
 
     async def _score(self, customers: list, explain: bool) -> BatchPrediction:  # type: ignore[valid-type]
-        if explain:
-            scored = await anyio.to_thread.run_sync(self._explained_rows, customers)
-        else:
-            scored = await self.batcher.submit(customers)
         request = _request_id()
-        target = CONTRACT.target
+        ids = [f"{request}-{i}" for i in range(len(customers))] if len(customers) > 1 else [request]
+        items = list(zip(ids, customers, strict=True))
+        if explain:
+            scored = await anyio.to_thread.run_sync(self._explained_rows, items)
+        else:
+            scored = await self.batcher.submit(items)
+        await self._journal(scored)
         predictions = [
             ChurnPrediction(
-                request_id=f"{request}-{i}" if len(customers) > 1 else request,
-                **{ID_ATTRIBUTE: _customer_id(customer, item.row)},
+                request_id=item.request_id,
+                **{ID_ATTRIBUTE: item.customer_id},
                 churn_probability=item.score,
-                churn=target.positive_label
-                if item.score >= item.model.threshold
-                else target.negative_label,
+                churn=item.answer,
                 model_version=item.model.version,
                 reasons=item.reasons,
             )
-            for i, (customer, item) in enumerate(zip(customers, scored, strict=True))
+            for item in scored
         ]
-        if self.logger is not None:
-            self.logger.log(_log_rows([item.row for item in scored], predictions))
         # Every row of a request is scored in one call, so by one version.
         return BatchPrediction(model_version=predictions[0].model_version, predictions=predictions)
 
@@ -233,18 +255,36 @@ class ChurnService:
             Field(min_length=1, json_schema_extra={"maxItems": MAX_FEEDBACK}),
         ],
     ) -> FeedbackReceipt:
-        """Store ground-truth labels that arrived after the prediction (joined by id later)."""
+        """Store ground-truth labels that arrived after the prediction (joined by id later).
+        Each label must name a logged request id or customer, else the request is refused
+        (HTTP 422 naming each unknown label) and nothing of it is stored."""
         if too_many := _over_limit("labels", len(labels), MAX_FEEDBACK):
             return too_many  # type: ignore[return-value]
+        payload = [label.model_dump() for label in labels]
         try:
-            stored = prediction_store.write_feedback(
-                self.store, CONTRACT, (label.model_dump() for label in labels)
-            )
+            if unknown := self._unknown_labels(payload):
+                return _unknown_labels_response(payload, unknown)  # type: ignore[return-value]
+            stored = prediction_store.write_feedback(self.store, CONTRACT, payload)
         except SQLAlchemyError as exc:
             raise bentoml.exceptions.ServiceUnavailable("prediction store unavailable") from exc
         except prediction_store.StoreSchemaError as exc:  # made under another contract
             raise bentoml.exceptions.ServiceUnavailable(str(exc)) from exc
         return FeedbackReceipt(stored=stored)
+
+
+def _unknown_labels_response(labels: list[dict], unknown: list[int]) -> JSONResponse:
+    """422 with one entry per unknown label (the first 20), each naming the field it used."""
+    detail = []
+    for i in unknown[:20]:
+        field = "request_id" if labels[i].get("request_id") is not None else CONTRACT.id_name
+        value = labels[i].get(field)
+        detail.append(
+            {"loc": ["labels", i, field], "msg": f"no logged prediction has {field} {value!r}"}
+        )
+    reason = f"{len(unknown)} label(s) name no logged prediction; nothing was stored"
+    return JSONResponse(
+        {"error": reason, "detail": detail}, status_code=HTTPStatus.UNPROCESSABLE_ENTITY
+    )
 
 
 def _over_limit(field: str, count: int, limit: int) -> JSONResponse | None:
@@ -274,22 +314,46 @@ def _request_id() -> str:
     return f"{time.time_ns():016x}{secrets.token_hex(8)}"
 
 
-def _log_rows(rows: list[list[object]], predictions: list) -> list[tuple]:
+def _scored(
+    items: list[tuple[str, object]],
+    rows: list[list[object]],
+    scores,
+    loaded: LoadedModel,
+    reasons: list[list[ReasonCode]] | None = None,
+) -> list[Scored]:
+    positive, negative = CONTRACT.target.positive_label, CONTRACT.target.negative_label
+    return [
+        Scored(
+            request_id,
+            _customer_id(customer, row),
+            row,
+            float(score),
+            positive if score >= loaded.threshold else negative,
+            loaded,
+            reasons[i] if reasons is not None else None,
+        )
+        for i, ((request_id, customer), row, score) in enumerate(
+            zip(items, rows, scores, strict=True)
+        )
+    ]
+
+
+def _log_rows(scored: list[Scored]) -> list[tuple]:
     """Rows in `prediction_store.prediction_columns(CONTRACT)` order: plain tuples, cheap to
     build on the request path (checked against the store in
     tests/unit/serving/test_prediction_log.py)."""
     now = time.time()
     return [
         (
-            prediction.request_id,
+            item.request_id,
             now,
-            prediction.model_version,
-            getattr(prediction, ID_ATTRIBUTE),
-            *row,
-            prediction.churn_probability,
-            prediction.churn,
+            item.model.version,
+            item.customer_id,
+            *item.row,
+            item.score,
+            item.answer,
         )
-        for row, prediction in zip(rows, predictions, strict=True)
+        for item in scored
     ]
 
 
@@ -299,5 +363,5 @@ ChurnService.mount_asgi_app(build_routes(_status), path="/")
 ChurnService.add_asgi_middleware(
     RequestGuard,
     max_body_bytes=SETTINGS.max_request_bytes,
-    token=SETTINGS.api_token.get_secret_value() if SETTINGS.api_token else None,
+    tokens=configured_tokens(SETTINGS),
 )

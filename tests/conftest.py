@@ -107,6 +107,8 @@ SLOWEST_FIRST = (
     "tests/containers/",
     "tests/integration/test_prediction_log.py",
     "tests/e2e/test_retrain_loop.py",
+    "tests/integration/test_store_outage.py",
+    "tests/integration/test_batch_scoring.py",
     "tests/integration/test_faults.py",
     "tests/integration/test_benchmark_serving.py",
     "tests/integration/test_benchmark_pipeline.py",

@@ -142,22 +142,61 @@ def compare_slices(
 ) -> list[SliceResult]:
     """Both models' AUC per slice; a slice is judged only with `min_rows` rows and both classes,
     and is `worse` when the challenger loses more than `tolerance` AUC there."""
-    results = []
-    for spec in specs:
-        for name, rows in spec.groups(frame):
-            y = y_true[rows]
-            churners = int(y.sum())
-            challenger = champion = diff = None
-            if 0 < churners < len(y):  # both classes: AUC is defined
-                challenger = roc_auc(y, challenger_scores[rows])
-                if champion_scores is not None:
-                    champion = roc_auc(y, champion_scores[rows])
-                    diff = challenger - champion
-            verdict = _verdict(challenger, diff, len(y), min_rows, tolerance)
-            results.append(
-                SliceResult(name, len(y), churners / len(y), challenger, champion, diff, verdict)
-            )
-    return results
+    return [
+        judge_rows(name, rows, y_true, challenger_scores, champion_scores, min_rows, tolerance)
+        for spec in specs
+        for name, rows in spec.groups(frame)
+    ]
+
+
+def judge_rows(
+    name: str,
+    rows: np.ndarray,
+    y_true: np.ndarray,
+    challenger_scores: np.ndarray,
+    champion_scores: np.ndarray | None,
+    min_rows: int,
+    tolerance: float,
+) -> SliceResult:
+    """Both models' AUC on the rows `rows` selects, and the slice verdict."""
+    y = y_true[rows]
+    churners = int(y.sum())
+    challenger = champion = diff = None
+    if 0 < churners < len(y):  # both classes: AUC is defined
+        challenger = roc_auc(y, challenger_scores[rows])
+        if champion_scores is not None:
+            champion = roc_auc(y, champion_scores[rows])
+            diff = challenger - champion
+    verdict = _verdict(challenger, diff, len(y), min_rows, tolerance)
+    return SliceResult(name, len(y), churners / len(y), challenger, champion, diff, verdict)
+
+
+FROZEN_REFERENCE = "frozen reference holdout"
+
+
+def _frozen_reference(
+    y: np.ndarray,
+    challenger_scores: np.ndarray,
+    champion_scores: np.ndarray | None,
+    frozen_rows: int | None,
+    rows: int,
+    rules: GateRules,
+) -> list[SliceResult]:
+    """The frozen reference as a slice, when it is only part of the holdout."""
+    if frozen_rows is None or frozen_rows >= rows:
+        return []
+    frozen = np.arange(rows) < frozen_rows
+    return [
+        judge_rows(
+            FROZEN_REFERENCE,
+            frozen,
+            y,
+            challenger_scores,
+            champion_scores,
+            rules.slice_min_rows,
+            rules.slice_tolerance,
+        )
+    ]
 
 
 def _verdict(
@@ -330,9 +369,15 @@ def judge_challenger(
     champion_scores: np.ndarray | None,
     rules: GateRules,
     contract: Contract,
+    frozen_rows: int | None = None,
 ) -> GateReport:
     """Both score arrays are the two models' churn probabilities for the rows of `holdout`
-    (cleaned under `contract`). The first model (no champion) only has to clear `min_auc`."""
+    (cleaned under `contract`). The first model (no champion) only has to clear `min_auc`.
+
+    When only the first `frozen_rows` rows are the frozen reference holdout (the rest came
+    from production labels), that part is judged as a slice of its own, always first: a
+    challenger worse there by more than the slice tolerance is kept out, however well it fits
+    the production labels."""
     y = labels(holdout, contract)
     challenger_scores = np.asarray(challenger_scores, dtype=np.float64)
     challenger_auc = roc_auc(y, challenger_scores)
@@ -345,6 +390,10 @@ def judge_challenger(
     slices = ()
     if math.isfinite(challenger_auc):
         slices = tuple(
+            _frozen_reference(
+                y, challenger_scores, champion_scores, frozen_rows, len(holdout), rules
+            )
+        ) + tuple(
             compare_slices(
                 holdout,
                 y,

@@ -40,7 +40,7 @@ from sqlalchemy import (
     select,
     table,
 )
-from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import Select
 
@@ -134,8 +134,10 @@ class StoreSchema:
 
     @cached_property
     def sqlite_insert(self) -> str:
-        """`INSERT INTO predictions (request_id, ...) VALUES (?, ...)`: positional, in order."""
-        return str(insert(self.predictions).compile(dialect=sqlite.dialect()))
+        """`INSERT OR IGNORE INTO predictions (request_id, ...) VALUES (?, ...)`: positional, in
+        order; a request id already stored is skipped (see `write_prediction_rows`)."""
+        statement = insert(self.predictions).prefix_with("OR IGNORE")
+        return str(statement.compile(dialect=sqlite.dialect()))
 
     @cached_property
     def packed_features(self) -> tuple[Feature, ...]:
@@ -265,10 +267,12 @@ def _check_columns(engine: Engine, schema: StoreSchema) -> None:
 def write_prediction_rows(
     engine: Engine, contract: Contract, rows: Sequence[Sequence[Any]]
 ) -> None:
-    """Rows as tuples in `prediction_columns(contract)` order. SQLite gets them straight through
-    the driver's executemany: the serving process writes every prediction, and per-row Python
-    work there competes with answering requests for the interpreter lock. Other stores go
-    through SQLAlchemy, which batches them into multi-row INSERTs."""
+    """Rows as tuples in `prediction_columns(contract)` order, idempotent by request id: the
+    journal may ship a row twice (a crash between the store's commit and the segment's delete),
+    and the store keeps it once. SQLite gets them straight through the driver's executemany:
+    the serving process writes every prediction, and per-row Python work there competes with
+    answering requests for the interpreter lock. Other stores go through SQLAlchemy, which
+    batches them into multi-row INSERTs."""
     if not rows:
         return
     ensure_tables(engine, contract)
@@ -279,7 +283,16 @@ def write_prediction_rows(
         else:
             columns = schema.prediction_columns
             named = [dict(zip(columns, row, strict=True)) for row in rows]
-            connection.execute(insert(schema.predictions), named)
+            connection.execute(_insert_once(engine, schema.predictions), named)
+
+
+def _insert_once(engine: Engine, predictions: Table) -> Any:
+    """An INSERT that skips request ids already stored (PostgreSQL's ON CONFLICT DO NOTHING)."""
+    if engine.dialect.name == "postgresql":
+        return postgresql.insert(predictions).on_conflict_do_nothing(index_elements=["request_id"])
+    if engine.dialect.name == "sqlite":
+        return insert(predictions).prefix_with("OR IGNORE")
+    return insert(predictions)
 
 
 def write_predictions(engine: Engine, contract: Contract, rows: Sequence[dict[str, Any]]) -> None:
@@ -314,6 +327,40 @@ def write_feedback(engine: Engine, contract: Contract, labels: Iterable[dict[str
         with engine.begin() as connection:
             connection.execute(insert(store_schema(contract).feedback), rows)
     return len(rows)
+
+
+KNOWN_CHUNK = 500  # ids per IN (...) query, well under every database's parameter limit
+
+
+def unknown_feedback(
+    engine: Engine, contract: Contract, labels: Sequence[dict[str, Any]]
+) -> list[int]:
+    """Indexes of `labels` that name neither a logged request id nor a logged customer: a label
+    for a prediction that was never made cannot be joined, and must not reach retraining."""
+    ensure_tables(engine, contract)
+    predictions = store_schema(contract).predictions
+    id_name = contract.id_name
+    known_requests = _present(
+        engine, predictions.c.request_id, [x.get("request_id") for x in labels]
+    )
+    known_customers = _present(engine, predictions.c[id_name], [x.get(id_name) for x in labels])
+    return [
+        i
+        for i, label in enumerate(labels)
+        if label.get("request_id") not in known_requests
+        and label.get(id_name) not in known_customers
+    ]
+
+
+def _present(engine: Engine, column: Any, values: Sequence[Any]) -> set[Any]:
+    wanted = sorted({value for value in values if value is not None})
+    found: set[Any] = set()
+    with engine.connect() as connection:
+        for start in range(0, len(wanted), KNOWN_CHUNK):
+            chunk = wanted[start : start + KNOWN_CHUNK]
+            query = select(column).where(column.in_(chunk)).distinct()
+            found.update(connection.execute(query).scalars())
+    return found
 
 
 def count_predictions(engine: Engine) -> int:
@@ -360,12 +407,18 @@ def _window_query(
     schema: StoreSchema, columns: list[Any], since_ts: float | None, until_ts: float | None
 ) -> Select:
     predictions, feedback = schema.predictions, schema.feedback
+    # The latest label per request: a label sent twice counts once.
+    latest = (
+        select(func.max(feedback.c.id))
+        .where(feedback.c.request_id.is_not(None))
+        .group_by(feedback.c.request_id)
+    )
     labels = (
         select(
             feedback.c.request_id,
             feedback.c[schema.contract.target.name].label(_LABEL_BY_REQUEST),
         )
-        .where(feedback.c.request_id.is_not(None))
+        .where(feedback.c.id.in_(latest))
         .subquery()
     )
     query = (
@@ -469,4 +522,6 @@ def labelled_records(engine: Engine, contract: Contract) -> pd.DataFrame:
     frame = frame[frame[contract.target.name].notna()].copy()
     if contract.id_column is not None:
         frame[contract.id_column] = frame[contract.id_column].fillna(frame["request_id"])
+    # A customer scored many times is one training example: its latest labelled prediction.
+    frame = frame.drop_duplicates(subset=[contract.id_name], keep="last")
     return frame.loc[:, list(contract.required_columns())].reset_index(drop=True)

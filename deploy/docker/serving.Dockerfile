@@ -29,8 +29,12 @@ RUN BENTOML_HOME=/opt/bentoml bentoml build --output tag -f /src/serving/bentofi
 
 FROM serving
 COPY --from=build /opt/bento /opt/bento
+# The prediction journal (answered predictions the store does not have yet) lives on a volume
+# of its own; made here so a fresh named volume inherits the owner.
+RUN mkdir -p /var/lib/churnops/journal && chown churnops /var/lib/churnops/journal
 # BentoML writes its home (tmp files, metrics) at runtime: keep it in the user's home.
 ENV BENTO_PATH=/opt/bento \
+    CHURNOPS_PREDICTION_JOURNAL=/var/lib/churnops/journal \
     BENTOML_CONTAINERIZED=true \
     BENTOML_HOME=/home/churnops/bentoml \
     CHURNOPS_HOME=/home/churnops/.churn \

@@ -23,13 +23,20 @@ else
 fi
 compose+=(-p "$STACK_NAME" -f deploy/docker/compose.yaml)
 
-# The database password is generated once per stack and kept out of images and the repo.
+# The database password and MLflow's (admin, Flask secret, the two service accounts) are
+# generated once per stack into a file only its owner reads, kept out of images and the repo
+# (CHURNOPS_HOME is git-ignored); a file from an older stack gains the missing ones.
 secrets_dir="${CHURNOPS_HOME:-.churn}/docker"
 secrets="$secrets_dir/$STACK_NAME.env"
-if [ ! -f "$secrets" ]; then
-  mkdir -p "$secrets_dir"
-  (umask 077 && echo "POSTGRES_PASSWORD=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')" >"$secrets")
-fi
+mkdir -p "$secrets_dir"
+(umask 077 && touch "$secrets")
+chmod 600 "$secrets"
+for name in POSTGRES_PASSWORD MLFLOW_ADMIN_PASSWORD MLFLOW_FLASK_SECRET_KEY \
+  MLFLOW_TRAINING_PASSWORD MLFLOW_SERVING_PASSWORD; do
+  if ! grep -q "^$name=" "$secrets"; then
+    echo "$name=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')" >>"$secrets"
+  fi
+done
 set -a
 # shellcheck disable=SC1090
 . "$secrets"
@@ -60,7 +67,7 @@ case "${1:-}" in
     wait_http "http://127.0.0.1:$dagster_port/server_info" 240
     wait_http "http://127.0.0.1:$bento_port/healthz" 180
     echo "Dagster   http://127.0.0.1:$dagster_port"
-    echo "MLflow    http://127.0.0.1:$mlflow_port"
+    echo "MLflow    http://127.0.0.1:$mlflow_port (user admin, password MLFLOW_ADMIN_PASSWORD in $secrets)"
     echo "Bento API http://127.0.0.1:$bento_port/docs (ready once a @champion exists)"
     ;;
   down)

@@ -97,6 +97,7 @@ def champion_version(
         customer_split.holdout,
         gate_policy.rules(data_contract),
         data_contract,
+        frozen_rows=customer_split.frozen_rows,
     )
     report = verdict.report
     context.log.info(f"gate: {report.decision}: {report.reason}")

@@ -5,7 +5,7 @@ import pandas as pd
 
 from churnops.data.cleaning import clean_customers as clean
 from churnops.data.fingerprint import frame_fingerprint
-from churnops.data.split import Split, stratified_split
+from churnops.data.split import Split, split_keeping_reference, stratified_split
 from orchestration.metadata import frame_preview, platform_asset
 from orchestration.resources import CustomerSource, DataContractResource, TrainingPolicy
 
@@ -39,14 +39,18 @@ def clean_customers(
 @platform_asset(FEATURES, "pandas")
 def customer_split(
     clean_customers: pd.DataFrame,
+    customer_source: CustomerSource,
     training_policy: TrainingPolicy,
     contract: DataContractResource,
 ) -> dg.Output[Split]:
-    """Stratified, seeded train/holdout split; both models in a gate decision use this holdout."""
-    split = stratified_split(
-        clean_customers,
-        contract.load(),
-        training_policy.holdout_fraction,
-        training_policy.seed,
-    )
+    """Stratified, seeded train/holdout split; both models in a gate decision use this holdout.
+    With production labels, the base data's own holdout is kept as the frozen reference the
+    gate always checks (see `split_keeping_reference`)."""
+    data_contract = contract.load()
+    fraction, seed = training_policy.holdout_fraction, training_policy.seed
+    if customer_source.prediction_store is None:
+        split = stratified_split(clean_customers, data_contract, fraction, seed)
+    else:
+        base = clean(customer_source.load_base(data_contract), customer_source.name, data_contract)
+        split = split_keeping_reference(clean_customers, base.frame, data_contract, fraction, seed)
     return dg.Output(split, metadata=split.summary())

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from launcher.credentials import ADMIN
 from tests.e2e.stack import LOCATION, RunningStack, start_stack
 
 pytestmark = pytest.mark.browser
@@ -104,14 +105,37 @@ def test_the_promotion_scored_the_base_and_dagster_shows_its_metadata(
     page.screenshot(path=screenshots / "dagster-scores.png")
 
 
+@pytest.fixture
+def mlflow_page(browser, stack: RunningStack):
+    """A browser logged in to MLflow's auth app as its admin (the login `churnops up` printed);
+    the Basic auth challenge is answered the way a user types it into the browser's prompt."""
+    username, password = stack.mlflow_login(ADMIN)
+    context = browser.new_context(
+        viewport=VIEWPORT, http_credentials={"username": username, "password": password}
+    )
+    yield context.new_page()
+    context.close()
+
+
+def test_mlflow_ui_asks_for_a_login(stack: RunningStack, page) -> None:
+    """Without a login the browser gets MLflow's Basic challenge (headless, nobody answers)."""
+    from playwright.sync_api import Error
+
+    with pytest.raises(Error, match="ERR_INVALID_AUTH_CREDENTIALS"):
+        page.goto(f"{stack.mlflow}/")
+    assert httpx.get(f"{stack.mlflow}/").headers["www-authenticate"].startswith("Basic")
+
+
 def test_mlflow_ui_shows_the_new_version_as_champion(
-    stack: RunningStack, page, screenshots: Path
+    stack: RunningStack, mlflow_page, screenshots: Path
 ) -> None:
     from playwright.sync_api import expect
 
+    page = mlflow_page
     champion = httpx.get(
         f"{stack.mlflow}/api/2.0/mlflow/registered-models/alias",
         params={"name": "churn", "alias": "champion"},
+        auth=stack.mlflow_login(),
     ).json()["model_version"]
     page.goto(f"{stack.mlflow}/#/models/churn")
     row = page.get_by_role("row").filter(has_text=f"Version {champion['version']}")

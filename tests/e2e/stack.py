@@ -13,7 +13,9 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
+from launcher.credentials import TRAINING, read_credentials
 from launcher.stack import REPO_ROOT
 from tests.conftest import free_port
 
@@ -52,9 +54,22 @@ class RunningStack:
     mlflow: str
     dagster: str
     env: dict[str, str]  # what `churnops up` ran with: the same for other CLI commands
+    home: Path  # CHURNOPS_HOME, where `churnops up` keeps MLflow's passwords
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def mlflow_login(self, user: str = TRAINING) -> tuple[str, str]:
+        """A (username, password) MLflow's auth app accepts, as `churnops up` generated it."""
+        credentials = read_credentials(self.home)
+        assert credentials is not None, f"no MLflow credentials in {self.home}"
+        return user, credentials.password(user)
+
+    def log_in(self, monkeypatch: pytest.MonkeyPatch, user: str = TRAINING) -> None:
+        """This test's MLflow clients log in as `user` (the standard MLFLOW_TRACKING_* way)."""
+        username, password = self.mlflow_login(user)
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", username)
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
 
     def graphql(self, query: str, variables: dict) -> dict:
         response = httpx.post(
@@ -110,7 +125,8 @@ def start_stack(
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith("CHURNOPS_") and key != "DAGSTER_HOME"
+        if not key.startswith("CHURNOPS_")
+        and key not in ("DAGSTER_HOME", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
     }
     env.update(
         {
@@ -137,6 +153,7 @@ def start_stack(
         mlflow=f"http://127.0.0.1:{ports['MLFLOW']}",
         dagster=f"http://127.0.0.1:{ports['DAGSTER']}",
         env=env,
+        home=Path(env["CHURNOPS_HOME"]),
     )
     if not wait_up:
         return stack

@@ -120,7 +120,7 @@ def _settled(stack: RunningStack) -> bool:
 
 
 def test_drift_retrains_once_through_a_stop_and_crashes_and_serving_follows(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The loop with real processes: stable traffic is left alone; drifted traffic triggers one
     retraining, which survives Ctrl-C one second after the sensor launched it and then a
@@ -130,6 +130,7 @@ def test_drift_retrains_once_through_a_stop_and_crashes_and_serving_follows(
     rng = random.Random(20)  # noqa: S311 - a reproducible moment, not a secret
     stack = start_stack(tmp_path, **SETTINGS)
     try:
+        stack.log_in(monkeypatch)  # MLflow runs its auth app; the passwords stay the same
         registry = MlflowModelRegistry(stack.mlflow, "churn", "churn-training")
         first = registry.champion().version
         served = httpx.post(f"{stack.bento}/predict", json={"customer": example_record()})

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from churnops.contract import telco_contract
+from launcher.credentials import SERVING, credentials_path
 from launcher.recovery import open_instance
 from tests.e2e.stack import BIN, RunningStack, start_stack
 
@@ -55,9 +56,13 @@ def test_up_serves_the_champion_and_stops_cleanly(tmp_path: Path) -> None:
     stack = start_stack(tmp_path, synthetic_rows="20000", alias_poll_seconds="2")
     try:
         prediction = httpx.post(f"{stack.bento}/predict", json={"customer": example_record()})
-        alias = httpx.get(
-            f"{stack.mlflow}/api/2.0/mlflow/registered-models/alias",
-            params={"name": "churn", "alias": "champion"},
+        alias_url = f"{stack.mlflow}/api/2.0/mlflow/registered-models/alias"
+        params = {"name": "churn", "alias": "champion"}
+        alias = httpx.get(alias_url, params=params, auth=stack.mlflow_login(SERVING))
+        assert httpx.get(alias_url, params=params).status_code == 401  # MLflow's auth app
+        said = " ".join(stack.output().split())
+        assert (
+            f"kept with the service accounts' passwords in {credentials_path(stack.home)}" in said
         )
         assert 0.0 <= prediction.json()["churn_probability"] <= 1.0
         assert prediction.json()["model_version"] == alias.json()["model_version"]["version"]

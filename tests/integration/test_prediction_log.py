@@ -55,13 +55,31 @@ def test_feedback_labels_join_predictions_by_request_and_customer_id(
         maybe = {"labels": [{"request_id": ids[2], "Churn": "maybe"}]}
         wrong = httpx.post(f"{server.url}/feedback", json=maybe)
         assert wrong.status_code == 400 and "Churn" in wrong.json()["detail"][0]["loc"]
+        # Labels for predictions never made are refused, naming each; nothing of them is kept.
+        unknown = {
+            "labels": [
+                {"request_id": ids[2], "Churn": "Yes"},
+                {"request_id": "never-made", "Churn": "Yes"},
+                {"customerID": "nobody", "Churn": "No"},
+            ]
+        }
+        refused = httpx.post(f"{server.url}/feedback", json=unknown)
+        assert refused.status_code == 422, refused.text
+        assert [d["loc"] for d in refused.json()["detail"]] == [
+            ["labels", 1, "request_id"],
+            ["labels", 2, "customerID"],
+        ]
+        # A label sent twice counts once: the prediction's window row is not doubled.
+        again = {"labels": [{"request_id": ids[0], "Churn": "Yes"}]}
+        assert httpx.post(f"{server.url}/feedback", json=again).status_code == 200
     finally:
         server.stop()
     engine = prediction_store.connect(f"sqlite:///{tmp_path / 'state' / 'predictions.db'}")
     logged = prediction_store.read_predictions(engine, contract=TELCO).set_index("customerID")
     assert logged.loc["fb-0", "Churn"] == "Yes"
     assert logged.loc["fb-1", "Churn"] == "No"
-    assert logged["Churn"].isna()["fb-2"]
+    assert logged["Churn"].isna()["fb-2"]  # the refused request stored nothing
+    assert logged.index.is_unique  # fb-0's two labels joined as one
     assert set(logged["model_version"]) == {champion}
 
 

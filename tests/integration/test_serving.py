@@ -320,7 +320,10 @@ def test_a_non_telco_contract_shapes_the_request_and_the_answer(gym_bento) -> No
     spec = json.dumps(httpx.get(f"{server.url}/docs.json").json()["components"])
     assert '"has pass"' in spec and "customerID" not in spec and "Telco" not in spec
 
-    labels = {"labels": [{"row_id": body["row_id"], "left": 1}, {"request_id": "x", "left": "0"}]}
+    second = batch.json()["predictions"][1]["request_id"]
+    labels = {
+        "labels": [{"row_id": body["row_id"], "left": 1}, {"request_id": second, "left": "0"}]
+    }
     assert httpx.post(f"{server.url}/feedback", json=labels).json() == {"stored": 2}
 
 

@@ -217,3 +217,28 @@ def test_the_report_serializes_to_json_and_markdown() -> None:
     assert first_data["comparison"] is None and first_data["champion_auc"] is None
     assert all(row["verdict"] == "challenger only" for row in first_data["slices"])
     assert not any(isinstance(v, float) and math.isnan(v) for v in first_data.values())
+
+
+def test_the_frozen_reference_is_judged_first_and_keeps_out_a_model_worse_there() -> None:
+    """Better on the production rows (the holdout's tail), worse on the frozen reference."""
+    y = _labels(3000, 21)
+    champion = _scores(y, 1.0, 22)
+    challenger = _scores(y, 0.3, 23)
+    challenger[:1000] = _scores(y[:1000], 1.6, 24)  # lost signal on the frozen rows
+    free = judge_challenger(_holdout(y), challenger, champion, RULES, TELCO)
+    assert free.promote  # judged on the whole holdout alone, it would pass
+    report = judge_challenger(_holdout(y), challenger, champion, RULES, TELCO, frozen_rows=1000)
+    assert not report.promote
+    assert report.slices[0].name == "frozen reference holdout" and report.slices[0].rows == 1000
+    assert report.slices[0].verdict == "worse"
+    assert "on frozen reference holdout" in report.reason
+
+
+def test_a_holdout_that_is_all_frozen_adds_no_slice() -> None:
+    y = _labels(500, 25)
+    scores = _scores(y, 1.0, 26)
+    for frozen_rows in (None, 500):
+        report = judge_challenger(
+            _holdout(y), scores, scores, RULES, TELCO, frozen_rows=frozen_rows
+        )
+        assert report.slices == ()

@@ -103,6 +103,7 @@ def test_clean_customers_asset_types_the_raw_frame() -> None:
     assert tuple(column.name for column in columns) == telco_contract().columns
     split = customer_split(
         clean_customers=output.value,
+        customer_source=resources["customer_source"],
         training_policy=resources["training_policy"],
         contract=contract,
     )

@@ -86,6 +86,16 @@ def test_only_platform_and_dagster_variables_are_forwarded() -> None:
     assert forwarded_env_vars(ENVIRON) == ["CHURNOPS_MLFLOW_TRACKING_URI", "DAGSTER_PG_PASSWORD"]
 
 
+def test_op_containers_get_the_mlflow_login_of_the_run_worker() -> None:
+    environ = {**ENVIRON, "MLFLOW_TRACKING_USERNAME": "u", "MLFLOW_TRACKING_PASSWORD": "p"}
+    assert forwarded_env_vars(environ) == [
+        "CHURNOPS_MLFLOW_TRACKING_URI",
+        "DAGSTER_PG_PASSWORD",
+        "MLFLOW_TRACKING_PASSWORD",
+        "MLFLOW_TRACKING_USERNAME",
+    ]
+
+
 @pytest.mark.parametrize("executor", ["in_process", "docker", "k8s"])
 def test_the_same_jobs_resolve_under_every_executor(executor: str) -> None:
     chosen = select_executor(Settings(executor=executor), ENVIRON)

@@ -13,7 +13,9 @@ import pandas as pd
 import pytest
 
 from churnops.contract import dump_contract, load_contract, telco_contract
+from churnops.data.cleaning import clean_customers
 from churnops.data.synthetic import generate_customers
+from churnops.monitoring import prediction_store
 from churnops.settings import Settings
 from orchestration.definitions import build_resources, defs
 from orchestration.jobs import TRAINING_GROUPS
@@ -31,15 +33,17 @@ from registry.memory import InMemoryModelRegistry
 pytestmark = pytest.mark.unit
 
 MODEL, EXPERIMENT = "churn-graph", "graph-training"
+TELCO = telco_contract()
 
 
 def _materialize(namespace: str, **overrides: object) -> dg.ExecuteInProcessResult:
-    settings = Settings(
-        synthetic_rows=3000,
-        recipe="logistic_regression",
-        prediction_store_url="sqlite://",
+    chosen = {
+        "synthetic_rows": 3000,
+        "recipe": "logistic_regression",
+        "prediction_store_url": "sqlite://",
         **overrides,
-    )
+    }
+    settings = Settings(**chosen)
     resources = {
         **build_resources(settings),
         "model_registry": InMemoryRegistryResource(
@@ -135,6 +139,54 @@ def test_an_equal_candidate_is_rejected_and_the_champion_kept(runs) -> None:
     assert "| Contract = Month-to-month |" in gate["slices"]
     assert "| p-value (H0: difference <= 0.002) | 1, alpha 0.05 |" in gate["gate_report"]
     assert [event.to_version for event in registry.alias_history()] == ["1"]
+
+
+def _flood_of_flipped_labels(url: str, rows: int) -> None:
+    """Served customers whose labels all arrive flipped: what a broken or hostile label feed
+    sends."""
+    customers = clean_customers(generate_customers(rows, seed=99), "flood", TELCO).frame
+    engine = prediction_store.connect(url, TELCO)
+    records = customers.assign(customerID="flood-" + customers["customerID"].astype(str))
+    answered = [
+        {
+            **{name: record[name] for name in TELCO.feature_names},
+            "customerID": record["customerID"],
+            "request_id": f"flood-{i}",
+            "ts": float(i),
+            "model_version": "1",
+            "churn_probability": 0.5,
+            "churn": "No",
+        }
+        for i, record in enumerate(records.to_dict("records"))
+    ]
+    prediction_store.write_predictions(engine, TELCO, answered)
+    flipped = [
+        {"customerID": record["customerID"], "Churn": "No" if record["Churn"] else "Yes"}
+        for record in records.to_dict("records")
+    ]
+    prediction_store.write_feedback(engine, TELCO, flipped)
+
+
+def test_a_flood_of_flipped_labels_cannot_pass_the_gate(tmp_path: Path) -> None:
+    """The base data's own holdout stays the frozen reference: a challenger trained on a
+    flood of flipped production labels may fit them, but it is judged there too, and fails."""
+    namespace = f"flood-{uuid.uuid4().hex}"
+    url = f"sqlite:///{tmp_path / 'predictions.db'}"
+    first = _materialize(namespace, prediction_store_url=url)
+    assert _metadata(first, "champion_version")["promoted"] is True
+    # Large enough that the challenger learns the flipped labels and, on a holdout that is
+    # mostly production rows, beats the champion significantly.
+    _flood_of_flipped_labels(url, 20_000)
+    second = _materialize(namespace, prediction_store_url=url)
+    split = _metadata(second, "customer_split")
+    assert split["frozen_holdout_rows"] == 600 and split["holdout_rows"] == 600 + 4000
+    gate = _metadata(second, "champion_version")
+    assert gate["promoted"] is False
+    # The frozen reference is the only ground: everywhere else the flood would have passed.
+    reason = gate["reason"]
+    assert reason.startswith("worse than champion by more than 0.02 AUC on frozen"), reason
+    assert "| frozen reference holdout |" in gate["slices"]
+    assert memory_registry(namespace, MODEL, EXPERIMENT).champion().version == "1"
 
 
 def test_the_candidate_run_records_how_it_was_chosen(runs) -> None:

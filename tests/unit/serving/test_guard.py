@@ -15,6 +15,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from serving.guard import OPEN_PATHS, RequestGuard
+from serving.tokens import TokenSet, TokenSource
 
 pytestmark = pytest.mark.unit
 
@@ -52,7 +53,11 @@ def _app() -> Starlette:
 
 
 def _guarded(token: str | None = TOKEN) -> RequestGuard:
-    return RequestGuard(_app(), max_body_bytes=LIMIT, token=token)
+    return RequestGuard(_app(), max_body_bytes=LIMIT, tokens=_tokens(token))
+
+
+def _tokens(token: str | None) -> TokenSource:
+    return TokenSource(TokenSet.parse([f"all:{token}"] if token else [], "test"))
 
 
 def _call(app, method: str, path: str, **kwargs) -> httpx.Response:

@@ -11,6 +11,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from serving.guard import OPEN_PATHS, OPEN_PREFIXES, RequestGuard
 from serving.service import ChurnService
+from serving.tokens import TokenSet, TokenSource
 
 pytestmark = pytest.mark.unit
 
@@ -40,7 +41,8 @@ def edge() -> tuple[RequestGuard, list[str]]:
     configured = [opts for cls, opts in ChurnService.middlewares if cls is RequestGuard]
     assert len(configured) == 1
     app = ChurnService.to_asgi()
-    return RequestGuard(app, **{**configured[0], "token": TOKEN}), _paths(app.routes)
+    tokens = TokenSource(TokenSet.parse([f"all:{TOKEN}"], "test"))
+    return RequestGuard(app, **{**configured[0], "tokens": tokens}), _paths(app.routes)
 
 
 def _get(app, path: str, **kwargs) -> httpx.Response:
