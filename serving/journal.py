@@ -21,7 +21,6 @@ rather than answer what it cannot keep.
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import os
 import threading
@@ -32,6 +31,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,9 @@ class PredictionJournal:
         """Durably append `rows` (one JSON line, one fdatasync) before their answers leave."""
         if not rows:
             return
-        line = (json.dumps(rows, separators=(",", ":")) + "\n").encode()
+        # orjson: a tenth of the json module's time, paid once per group commit for every row
+        # (NaN is written as null: a missing value, as the store keeps it).
+        line = orjson.dumps(rows) + b"\n"
         with self._mutex:
             if self._sealed_bytes + self._size + len(line) > self.max_bytes:
                 raise JournalFull(
@@ -225,8 +228,8 @@ def read_segment(path: Path) -> list[Row]:
         if not line:
             continue
         try:
-            rows.extend(json.loads(line))
-        except ValueError:
+            rows.extend(orjson.loads(line))
+        except orjson.JSONDecodeError:
             log.warning("prediction journal: skipped a torn line in %s", path)
     return rows
 

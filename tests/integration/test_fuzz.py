@@ -17,22 +17,20 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from churnops.contract import telco_contract
 from serving.service import MAX_BATCH
 from tests.conftest import start_bento, wait_ready
-from tests.integration.pipeline import materialize_pipeline
+from tests.integration.conftest import SERVED_MODEL
 
 pytestmark = pytest.mark.integration
 
 TELCO = telco_contract()
 example_record = TELCO.example_record
 
-MODEL = "churn-fuzz"
 PATHS = ["/predict", "/predict_batch", "/feedback"]
 EXAMPLES_PER_MODE = 60  # x 3 operations x (valid, invalid) = up to 360 requests
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, mlflow_uri: str):
-    materialize_pipeline(mlflow_uri, MODEL, synthetic_rows=5_000)
-    bento = start_bento(tmp_path_factory.mktemp("fuzz"), mlflow_uri, MODEL)
+def server(tmp_path_factory: pytest.TempPathFactory, mlflow_uri: str, served_champion: str):
+    bento = start_bento(tmp_path_factory.mktemp("fuzz"), mlflow_uri, SERVED_MODEL)
     wait_ready(bento)
     yield bento
     bento.stop()

@@ -14,14 +14,13 @@ import pytest
 
 from churnops.contract import telco_contract
 from tests.conftest import start_bento, wait_ready
-from tests.integration.pipeline import materialize_pipeline
+from tests.integration.conftest import SERVED_MODEL
 
 pytestmark = pytest.mark.integration
 
 TELCO = telco_contract()
 example_record = TELCO.example_record
 
-MODEL = "churn-hardening"
 TOKEN = secrets.token_urlsafe(16)  # made per run: no secret in git
 
 
@@ -36,12 +35,16 @@ def tokens_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def guarded(tmp_path_factory: pytest.TempPathFactory, mlflow_uri: str, tokens_file: Path):
-    materialize_pipeline(mlflow_uri, MODEL, synthetic_rows=5_000)
+def guarded(
+    tmp_path_factory: pytest.TempPathFactory,
+    mlflow_uri: str,
+    served_champion: str,
+    tokens_file: Path,
+):
     server = start_bento(
         tmp_path_factory.mktemp("guarded"),
         mlflow_uri,
-        MODEL,
+        SERVED_MODEL,
         CHURNOPS_API_TOKEN=TOKEN,
         CHURNOPS_API_TOKENS_FILE=str(tokens_file),
         CHURNOPS_MAX_REQUEST_BYTES="100000",

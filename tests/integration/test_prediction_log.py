@@ -15,28 +15,21 @@ from benchmarks.common import RssTimeline
 from churnops.contract import telco_contract
 from churnops.monitoring import prediction_store
 from tests.conftest import start_bento, wait_ready
-from tests.integration.pipeline import materialize_pipeline
+from tests.integration.conftest import SERVED_MODEL
 
 pytestmark = pytest.mark.integration
 
 TELCO = telco_contract()
 example_record = TELCO.example_record
 
-MODEL = "churn-prediction-log"
+MODEL = SERVED_MODEL
 # Issue 3 asks for at least 20k requests; at ~50 req/s on 2 cores that is a soak of ~7 minutes.
 SOAK_REQUESTS = 20_000
 CLIENTS = 32
 
 
-@pytest.fixture(scope="module")
-def champion(mlflow_uri: str) -> str:
-    return materialize_pipeline(mlflow_uri, MODEL, synthetic_rows=5_000).output_for_node(
-        "champion_version"
-    )
-
-
 def test_feedback_labels_join_predictions_by_request_and_customer_id(
-    tmp_path: Path, mlflow_uri: str, champion: str
+    tmp_path: Path, mlflow_uri: str, served_champion: str
 ) -> None:
     server = start_bento(tmp_path, mlflow_uri, MODEL)
     try:
@@ -80,7 +73,7 @@ def test_feedback_labels_join_predictions_by_request_and_customer_id(
     assert logged.loc["fb-1", "Churn"] == "No"
     assert logged["Churn"].isna()["fb-2"]  # the refused request stored nothing
     assert logged.index.is_unique  # fb-0's two labels joined as one
-    assert set(logged["model_version"]) == {champion}
+    assert set(logged["model_version"]) == {served_champion}
 
 
 class Load:
@@ -121,7 +114,7 @@ class Load:
 def test_soak_bounded_memory_no_errors_and_no_prediction_lost(
     tmp_path: Path,
     mlflow_uri: str,
-    champion: str,
+    served_champion: str,
     figures,
 ) -> None:
     """20k requests from 32 concurrent clients, then SIGTERM during a burst:

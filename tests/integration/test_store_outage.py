@@ -27,7 +27,7 @@ import sqlalchemy
 from churnops.contract import telco_contract
 from churnops.monitoring import prediction_store
 from tests.conftest import BentoServer, free_port, start_bento, wait_ready
-from tests.integration.pipeline import materialize_pipeline
+from tests.integration.conftest import SERVED_MODEL
 
 pytestmark = [
     pytest.mark.integration,
@@ -37,7 +37,7 @@ pytestmark = [
 TELCO = telco_contract()
 example_record = TELCO.example_record
 
-MODEL = "churn-store-outage"
+MODEL = SERVED_MODEL
 
 
 class Postgres:
@@ -122,16 +122,10 @@ def _log_stats(server: BentoServer) -> dict:
     return httpx.get(f"{server.url}/model").json()["prediction_log"]
 
 
-@pytest.fixture(scope="module")
-def champion(mlflow_uri: str) -> str:
-    result = materialize_pipeline(mlflow_uri, MODEL, synthetic_rows=5_000)
-    return result.output_for_node("champion_version")
-
-
 def test_store_outages_neither_fail_requests_nor_lose_rows(
     tmp_path: Path,
     mlflow_uri: str,
-    champion: str,
+    served_champion: str,
     postgres: Postgres,
     figures,
 ) -> None:
@@ -247,7 +241,7 @@ def _ready(server: BentoServer) -> bool:
 
 
 def test_answered_predictions_survive_worker_kills_and_a_store_outage(
-    tmp_path: Path, mlflow_uri: str, champion: str, postgres: Postgres, figures
+    tmp_path: Path, mlflow_uri: str, served_champion: str, postgres: Postgres, figures
 ) -> None:
     """SIGKILL of the worker under 32 clients, three times at random moments and once while
     the store is down: after restart, every request answered 200 is in the store exactly once."""
