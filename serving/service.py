@@ -321,6 +321,7 @@ def _scored(
     loaded: LoadedModel,
     reasons: list[list[ReasonCode]] | None = None,
 ) -> list[Scored]:
+    """Everything the answer and the log need, decided once (in the model-call thread)."""
     positive, negative = CONTRACT.target.positive_label, CONTRACT.target.negative_label
     return [
         Scored(

@@ -72,12 +72,16 @@ case "${1:-}" in
     ;;
   down)
     remove_op_containers
-    if [ "${2:-}" = "--volumes" ]; then
-      "${compose[@]}" down --remove-orphans --volumes
-      rm -f "$secrets"
-    else
-      "${compose[@]}" down --remove-orphans
+    down_args=(down --remove-orphans)
+    if [ "${2:-}" = "--volumes" ]; then down_args+=(--volumes); fi
+    # The network can outlive its containers by a moment ("has active endpoints"): remove
+    # whatever is still attached and try once more.
+    if ! "${compose[@]}" "${down_args[@]}"; then
+      docker ps -aq --filter "network=$STACK_NAME" | xargs -r docker rm -f >/dev/null
+      sleep 2
+      "${compose[@]}" "${down_args[@]}"
     fi
+    if [ "${2:-}" = "--volumes" ]; then rm -f "$secrets"; fi
     ;;
   ps | logs)
     "${compose[@]}" "$@"

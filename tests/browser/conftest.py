@@ -12,8 +12,10 @@ from launcher.stack import REPO_ROOT
 from tests.system import ensure_program
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    """Module scope: Playwright's sync API runs an event loop in this thread until it stops,
+    and a later test in the same worker could not start one of its own (`asyncio.run`)."""
     from playwright.sync_api import sync_playwright
 
     executable = ensure_program("chromium", ("chromium",))
