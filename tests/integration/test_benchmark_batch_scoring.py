@@ -5,15 +5,12 @@ business (`python -m benchmarks.batch_scoring` has the full run)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from benchmarks.batch_scoring import LIMIT, LIMIT_ONE_THREAD, PLAIN, REASONS, RECIPES
-from launcher.stack import REPO_ROOT
+from tests.integration.benchmark_runs import run_benchmark
 
 pytestmark = pytest.mark.benchmark
 
@@ -24,22 +21,11 @@ def test_small_run_reports_limit_scoring_and_reasons_of_both_recipes(
     tmp_path: Path, figures
 ) -> None:
     out = tmp_path / "batch.json"
-    done = subprocess.run(  # noqa: S603 - our own module, fixed arguments
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.batch_scoring",
-            *("--rows", str(ROWS), "--repeat", "1", "--passes", "1", "--train-rows", "3000"),
-            *("--out", str(out)),
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    report, printed = run_benchmark(
+        "benchmarks.batch_scoring",
+        *("--rows", str(ROWS), "--repeat", "1", "--passes", "1", "--train-rows", "3000"),
+        out=out,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(out.read_text())
     measured = {(f["recipe"], f["measurement"]): f for f in report["figures"]}
     expected = {(r, m) for r in RECIPES for m in (LIMIT, LIMIT_ONE_THREAD, PLAIN, REASONS)}
     assert set(measured) == expected
@@ -54,7 +40,7 @@ def test_small_run_reports_limit_scoring_and_reasons_of_both_recipes(
         assert result["share_of_limit"] > 0 and result["share_of_best_limit"] > 0, recipe
         assert result["reasons_rows_per_second"] > 0 and result["peak_rss_mib"] > 50, recipe
     table = out.with_suffix(".md").read_text()
-    assert table == done.stdout
+    assert table == printed
     for recipe in RECIPES:
         assert table.count(f"| {recipe} |") == 5, recipe  # the worse-run row and four measures
     assert "Targets (the worse run):" in table and "cores" in report["machine"]

@@ -2,35 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 
 from churnops.model.recipes import RECIPES
-from launcher.stack import REPO_ROOT
+from tests.integration.benchmark_runs import run_benchmark
 
 pytestmark = [pytest.mark.integration, pytest.mark.benchmark]
 
 
 def test_small_run_reports_cv_and_holdout_auc_of_every_recipe(tmp_path) -> None:
     out = tmp_path / "quality.json"
-    done = subprocess.run(  # noqa: S603 - our own module, fixed arguments
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.model_quality",
-            *("--rows", "600", "--folds", "3", "--budget", "2", "--out", str(out)),
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(out.read_text())
+    report = run_benchmark(
+        "benchmarks.model_quality", *("--rows", "600", "--folds", "3", "--budget", "2"), out=out
+    ).report
     assert report["rows"] == 600 and report["folds"] == 3
     rows = {row["model"]: row for row in report["results"]}
     assert set(RECIPES) <= set(rows)

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 
-from launcher.stack import REPO_ROOT
+from tests.integration.benchmark_runs import run_benchmark
 
 pytestmark = [pytest.mark.integration, pytest.mark.benchmark]
 
@@ -25,16 +21,7 @@ TRAINING_STEPS = {
 
 def test_smoke_benchmark_reports_every_step_and_the_monitor(tmp_path) -> None:
     out = tmp_path / "p.json"
-    done = subprocess.run(  # noqa: S603 - our own module, fixed arguments
-        [sys.executable, "-m", "benchmarks.pipeline", "--smoke", "--out", str(out)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(out.read_text())
+    report = run_benchmark("benchmarks.pipeline", "--smoke", out=out).report
     (size,) = report["pipeline"]
     steps = {step["step"]: step for step in size["steps"]}
     assert set(steps) >= TRAINING_STEPS

@@ -5,14 +5,11 @@ business (README "Performance" has the full table)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from launcher.stack import REPO_ROOT
+from tests.integration.benchmark_runs import run_benchmark
 from tests.system import ensure_program
 
 pytestmark = [pytest.mark.integration, pytest.mark.benchmark]
@@ -21,15 +18,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.benchmark]
 def test_serving_benchmark_smoke_fills_every_cell_without_errors(tmp_path: Path, figures) -> None:
     ensure_program("wrk", ("wrk",))
     out = tmp_path / "serving.json"
-    done = subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "benchmarks.serving", "--smoke", "--out", str(out)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(out.read_text())
+    report = run_benchmark("benchmarks.serving", "--smoke", out=out, timeout=600).report
     cells = {(c["server"], c["rows_per_request"], c["concurrency"]): c for c in report["cells"]}
     servers = (
         "bento",
