@@ -7,6 +7,7 @@ contract fields and there is no training/serving skew to keep in sync.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OrdinalEncoder
 
 from churnops.contract import Contract, Feature
+from churnops.model.tree_input import lean_estimator
 
 
 def features(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
@@ -110,20 +112,34 @@ def scorer(model: Pipeline, check_rows: Rows, contract: Contract) -> Scorer:
     def plain(rows: Rows) -> np.ndarray:
         return churn_probability(model, rows_to_frame(rows, contract), contract)
 
-    fast = _direct_boosting_scorer(model, contract)
-    if fast is None or not np.allclose(fast(check_rows), plain(check_rows), rtol=0, atol=1e-12):
-        return plain
-    return fast
+    expected = plain(check_rows)
+    for lean in (True, False):
+        fast = _direct_boosting_scorer(model, contract, lean)
+        if fast is not None and np.allclose(fast(check_rows), expected, rtol=0, atol=1e-12):
+            return fast
+    return plain
 
 
-def _direct_boosting_scorer(model: Pipeline, contract: Contract) -> Scorer | None:
-    """Ordinal codes and passthrough numbers into whatever final estimator takes them (the
-    boosted trees, or a `CalibratedClassifierCV` around them)."""
+def _final_steps(model: Pipeline, lean: bool) -> tuple[ColumnTransformer, Any] | None:
+    """The pipeline's encoder and final estimator; with `lean`, the estimator's copy that skips
+    re-encoding its input (see tree_input.py), or None when there is none."""
     if not isinstance(model, Pipeline):
         return None
     preprocess, estimator = model.named_steps.get("preprocess"), model.named_steps.get("model")
     if not isinstance(preprocess, ColumnTransformer) or not hasattr(estimator, "predict_proba"):
         return None
+    if lean:
+        estimator = lean_estimator(estimator)
+    return None if estimator is None else (preprocess, estimator)
+
+
+def _direct_boosting_scorer(model: Pipeline, contract: Contract, lean: bool) -> Scorer | None:
+    """Ordinal codes and passthrough numbers into whatever final estimator takes them (the
+    boosted trees, or a `CalibratedClassifierCV` around them)."""
+    steps = _final_steps(model, lean)
+    if steps is None:
+        return None
+    preprocess, estimator = steps
     encoders: dict[str, dict[object, float]] = {}
     for _name, transformer, columns in preprocess.transformers_:
         if isinstance(transformer, OrdinalEncoder):
@@ -166,24 +182,26 @@ def frame_scorer(model: Pipeline, check_frame: pd.DataFrame, contract: Contract)
     def plain(frame: pd.DataFrame) -> np.ndarray:
         return churn_probability(model, frame, contract)
 
-    fast = _vectorized_boosting_scorer(model, contract)
-    if fast is None:
-        return plain
     expected = plain(check_frame)
     # Cleaned data holds categories as pandas categoricals, which the fast path codes apart.
     categorical = {name: "category" for name in contract.categorical if name in check_frame}
-    for checked in (check_frame, check_frame.astype(categorical)):
-        if not np.allclose(fast(checked), expected, rtol=0, atol=1e-12):
-            return plain
-    return fast
+    checks = (check_frame, check_frame.astype(categorical))
+    for lean in (True, False):
+        fast = _vectorized_boosting_scorer(model, contract, lean)
+        if fast is not None and all(
+            np.allclose(fast(checked), expected, rtol=0, atol=1e-12) for checked in checks
+        ):
+            return fast
+    return plain
 
 
-def _vectorized_boosting_scorer(model: Pipeline, contract: Contract) -> FrameScorer | None:
-    if not isinstance(model, Pipeline):
+def _vectorized_boosting_scorer(
+    model: Pipeline, contract: Contract, lean: bool
+) -> FrameScorer | None:
+    steps = _final_steps(model, lean)
+    if steps is None:
         return None
-    preprocess, estimator = model.named_steps.get("preprocess"), model.named_steps.get("model")
-    if not isinstance(preprocess, ColumnTransformer) or not hasattr(estimator, "predict_proba"):
-        return None
+    preprocess, estimator = steps
     tables: dict[str, dict[object, float]] = {}
     for _name, transformer, columns in preprocess.transformers_:
         if isinstance(transformer, OrdinalEncoder):

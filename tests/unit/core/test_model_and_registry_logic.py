@@ -56,7 +56,7 @@ def test_scorer_reproduces_the_pipeline_on_raw_rows(split, name: str, monkeypatc
 def test_a_fast_path_that_disagrees_with_the_pipeline_is_not_used(split, monkeypatch) -> None:
     model = recipes.train(split.train, "hist_gradient_boosting", seed=42, contract=TELCO)
     monkeypatch.setattr(
-        scoring, "_direct_boosting_scorer", lambda m, c: lambda rows: np.full(len(rows), 0.5)
+        scoring, "_direct_boosting_scorer", lambda m, c, lean: lambda rows: np.full(len(rows), 0.5)
     )
     rows = check_rows(TELCO)
     score = scoring.scorer(model, rows, TELCO)
