@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from churnops.model.economics import Campaign, build_campaign
-from churnops.model.recipes import AUTO, RECIPES, RecipeChoice
 from churnops.model.slices import SliceSpec
 
 ENV_PREFIX = "CHURNOPS_"
+
+
+def _recipe_name(name: str) -> str:
+    """`auto` or a registered recipe. The registry is imported only to check a name that was
+    set: it loads scikit-learn, which the serving supervisor reading Settings must not pay for."""
+    if name == "auto":
+        return name
+    from churnops.model.recipes import check_choice
+
+    return check_choice(name)
+
+
+RecipeName = Annotated[str, AfterValidator(_recipe_name)]
 
 
 class Settings(BaseSettings):
@@ -64,11 +76,10 @@ class Settings(BaseSettings):
     synthetic_rows: int = Field(50_000, description="Rows generated when DATA_PATH is unset.")
     seed: int = Field(42, description="Seed for data generation, split and training.")
     # Candidate selection, issue 14 part 1: CV, tuning budget (calibration is decided by CV).
-    recipe: RecipeChoice = Field(
-        AUTO,
-        description=f"`{AUTO}` (the best by cross-validation) or a pinned recipe: "
-        + " or ".join(f"`{name}`" for name in RECIPES)
-        + ".",
+    recipe: RecipeName = Field(
+        "auto",
+        description="`auto` (the best by cross-validation) or a pinned recipe's name "
+        '(README "How models are chosen and promoted").',
     )
     cv_folds: int = Field(
         3, ge=2, description="Stratified folds for recipe selection, tuning and calibration."

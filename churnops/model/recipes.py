@@ -223,7 +223,8 @@ def lookup(name: str) -> Recipe:
         raise ValueError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}") from None
 
 
-def _auto_or_registered(name: str) -> str:
+def check_choice(name: str) -> str:
+    """`auto` or a registered recipe name, else a message listing them."""
     if name != AUTO and name not in RECIPES:
         raise ValueError(
             f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}, "
@@ -233,7 +234,7 @@ def _auto_or_registered(name: str) -> str:
 
 
 # `auto` or a registered recipe name (CHURNOPS_RECIPE, the training policy).
-RecipeChoice = Annotated[str, AfterValidator(_auto_or_registered)]
+RecipeChoice = Annotated[str, AfterValidator(check_choice)]
 
 
 def candidates(choice: str) -> list[str]:

@@ -8,11 +8,14 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from churnops.contract import Contract
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ class SliceSpec:
         values = frame[self.column]
         missing = values.isna().to_numpy()
         if self.edges:
+            import pandas as pd
+
             band = np.digitize(pd.to_numeric(values, errors="coerce").to_numpy(), self.edges)
             named = [(name, (band == i) & ~missing) for i, name in enumerate(self._band_names())]
         else:

@@ -38,7 +38,8 @@ def recording_import(name, globals=None, locals=None, fromlist=(), level=0):
     return original_import(name, globals, locals, fromlist, level)
 
 builtins.__import__ = recording_import
-import serving.service
+for module in sys.argv[1:]:
+    __import__(module)
 
 print(json.dumps({
     "modules": sorted(sys.modules),
@@ -47,11 +48,10 @@ print(json.dumps({
 """
 
 
-@pytest.fixture(scope="module")
-def serving_imports() -> dict:
+def _imports(*modules: str) -> dict:
     # Our own interpreter and a fixed script: no shell, no user input.
     result = subprocess.run(  # noqa: S603
-        [sys.executable, "-c", PROBE],
+        [sys.executable, "-c", PROBE, *modules],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -61,8 +61,14 @@ def serving_imports() -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.fixture(scope="module")
+def serving_imports() -> dict:
+    """What a worker loads: the service module, then its runtime (ChurnService.__init__)."""
+    return _imports("serving.service", "serving.runtime")
+
+
 def test_the_serving_worker_does_not_load_matplotlib(serving_imports: dict) -> None:
-    assert "serving.service" in serving_imports["modules"]
+    assert {"serving.service", "serving.runtime"} <= set(serving_imports["modules"])
     plotting = [name for name in serving_imports["modules"] if name.startswith("matplotlib")]
     assert plotting == []
 
@@ -77,6 +83,14 @@ def test_no_module_of_ours_imports_scipy_or_matplotlib(serving_imports: dict) ->
         if caller.split(".")[0] in OUR_PACKAGES
     }
     assert from_our_code == set()
+
+
+def test_the_supervisor_imports_the_service_without_the_model_stack() -> None:
+    """BentoML's supervisor imports serving.service only for its configuration: scikit-learn,
+    pandas, MLflow and SQLAlchemy load in the worker (serving/runtime.py), not there."""
+    loaded = {name.split(".")[0] for name in _imports("serving.service")["modules"]}
+    assert "bentoml" in loaded
+    assert loaded & {"sklearn", "pandas", "mlflow", "sqlalchemy", "scipy", "skops"} == set()
 
 
 def test_the_serving_worker_does_not_load_optuna(serving_imports: dict) -> None:

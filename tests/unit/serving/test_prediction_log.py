@@ -188,15 +188,17 @@ def test_served_log_rows_land_in_the_right_columns() -> None:
     """The service logs plain tuples; their order must be the store's column order."""
     from churnops.records import records_to_rows
     from serving.champion import LoadedModel
-    from serving.service import CONTRACT, CustomerRecord, _log_rows, _scored
+    from serving.runtime import Scored, log_rows
+    from serving.service import CONTRACT, CustomerRecord
 
     assert CONTRACT == TELCO  # the shipped contract when CHURNOPS_CONTRACT is unset
     record = {**TELCO.example_record(), "TotalCharges": None, "tenure": 7}
     customer = CustomerRecord(**record)
     model = LoadedModel(version="3", uri="models:/x/3", model=None, score=None, threshold=0.3)
-    scored = _scored([("abc", customer)], records_to_rows([customer], TELCO), [0.25], model)
+    (row,) = records_to_rows([customer], TELCO)
+    scored = [Scored("abc", record["customerID"], row, 0.25, "No", model)]
     engine = prediction_store.connect("sqlite://", TELCO)
-    rows = _log_rows(scored)
+    rows = log_rows(scored)
     prediction_store.write_prediction_rows(engine, TELCO, rows)
     stored = prediction_store.read_predictions(engine, contract=TELCO).iloc[0]
     assert stored["request_id"] == "abc" and stored["model_version"] == "3"

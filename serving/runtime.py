@@ -1,0 +1,238 @@
+"""What a serving worker runs: the champion follower, the micro-batcher, the prediction log and
+the prediction store, and the scoring they share.
+
+Kept apart from `serving/service.py` because BentoML's supervisor process imports the service
+module only to read its configuration: everything heavy (scikit-learn, pandas, MLflow,
+SQLAlchemy) is imported here, by the worker alone (benchmarks/serving.py measures the start).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Sequence
+from functools import partial
+from typing import NamedTuple
+
+import anyio.to_thread
+from sqlalchemy.exc import SQLAlchemyError
+
+from churnops.contract import Contract, derive_row_id
+from churnops.model.reasons import Reason, top_reasons
+from churnops.model.scoring import rows_to_frame
+from churnops.monitoring import prediction_store
+from churnops.records import record_id, records_to_rows
+from churnops.settings import Settings
+from registry.mlflow_registry import MlflowModelRegistry
+from serving.batcher import MicroBatcher, one_openmp_thread
+from serving.champion import ChampionFollower, LoadedModel, alias_resolver, pinned_resolver
+from serving.errors import Unavailable
+from serving.group_commit import GroupCommit
+from serving.journal import JournalFull, PredictionJournal
+from serving.prediction_log import PredictionLogger
+
+MAX_BATCH = 1000
+REASON_COUNT = 3
+
+
+class Scored(NamedTuple):
+    """One scored customer: its request and customer ids, contract values, probability, the
+    answer at the model's threshold, the model that scored it and, when asked for, reasons."""
+
+    request_id: str
+    customer_id: str | None
+    row: list[object]
+    score: float
+    answer: str
+    model: LoadedModel
+    reasons: list[Reason] | None = None
+
+
+def request_ids(count: int) -> list[str]:
+    """One id per scored row: the request's own id, suffixed by position in a batch."""
+    request = _request_id()
+    return [f"{request}-{i}" for i in range(count)] if count > 1 else [request]
+
+
+def _request_id() -> str:
+    """32 hex characters, time first: ids of logged predictions arrive in order, so the store's
+    primary-key index grows at its end instead of splitting pages all over (random ids made
+    each logged row over twice as expensive once the table held 300k rows)."""
+    return f"{time.time_ns():016x}{secrets.token_hex(8)}"
+
+
+class ServingRuntime:
+    """One worker's model, log and store. `customer ids` are the ids the client sent (or None);
+    rows are contract values in contract order (`records.records_to_rows`)."""
+
+    def __init__(self, settings: Settings, contract: Contract) -> None:
+        # Fail registry calls fast: the poller retries on its own schedule, and a slow call
+        # must never hold up start-up.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        self.contract = contract
+        registry = MlflowModelRegistry(
+            settings.tracking_uri, settings.model_name, settings.experiment
+        )
+        if settings.model_uri:
+            resolve = pinned_resolver(
+                settings.model_uri,
+                registry,
+                lambda name: MlflowModelRegistry(settings.tracking_uri, name, settings.experiment),
+            )
+        else:
+            resolve = alias_resolver(registry)
+        self.follower = ChampionFollower(
+            resolve,
+            registry.load_model,
+            settings.alias_poll_seconds,
+            contract,
+            load_reference=registry.load_reference,
+        )
+        # No I/O here: a store that is down at start must not stop serving (rows are buffered).
+        self.store = prediction_store.connect(settings.prediction_store)
+        self.logger = (
+            PredictionLogger(
+                partial(prediction_store.write_prediction_rows, self.store, contract),
+                PredictionJournal(settings.journal_dir, settings.journal_max_bytes),
+            )
+            if settings.prediction_logging
+            else None
+        )
+        self.commit = GroupCommit(self.logger.log) if self.logger is not None else None
+        # Concurrent requests share model calls (see serving/batcher.py).
+        self.batcher: MicroBatcher = MicroBatcher(
+            self._score_rows, max_rows=MAX_BATCH, thread_setup=one_openmp_thread
+        )
+        self.follower.start()
+
+    def ready(self) -> bool:
+        return self.follower.current is not None
+
+    def close(self) -> None:
+        """Graceful stop: every answered prediction reaches the store before exit."""
+        self.follower.stop()
+        if self.commit is not None:
+            self.commit.close()
+        if self.logger is not None:
+            self.logger.close()
+
+    def status(self) -> dict[str, object]:
+        status = self.follower.status()
+        status["batching"] = self.batcher.stats()
+        if self.logger is not None and self.commit is not None:
+            status["prediction_log"] = {**self.logger.stats(), "commits": self.commit.stats()}
+        return status
+
+    async def score(
+        self, customers: Sequence[tuple[str | None, list[object]]], explain: bool
+    ) -> list[Scored]:
+        """Score (customer id, row) pairs in one call, journaled before they are returned."""
+        items = list(zip(request_ids(len(customers)), customers, strict=True))
+        if explain:
+            scored = await anyio.to_thread.run_sync(self._explained_rows, items)
+        else:
+            scored = await self.batcher.submit(items)
+        await self._journal(scored)
+        return scored
+
+    def rows(self, records: Sequence[object]) -> list[tuple[str | None, list[object]]]:
+        """(customer id, row) pairs of validated request records."""
+        rows = records_to_rows(records, self.contract)  # type: ignore[arg-type]
+        if self.contract.has_id:
+            return [(record_id(r), row) for r, row in zip(records, rows, strict=True)]  # type: ignore[arg-type]
+        return [(derive_row_id(row), row) for row in rows]
+
+    def _score_rows(self, items: list[tuple[str, tuple[str | None, list[object]]]]) -> list[Scored]:
+        """(request id, (customer id, row)) pairs scored by one model in one call."""
+        loaded = self._loaded()
+        rows = [row for _, (_, row) in items]
+        return self._scored(items, loaded.score(rows), loaded)
+
+    def _explained_rows(self, items: list) -> list[Scored]:
+        """As `_score_rows`, with reason codes (off the micro-batcher: only explaining
+        requests pay for them)."""
+        loaded = self._loaded()
+        if loaded.explainer is None:
+            raise Unavailable(
+                f"reason codes are unavailable for model version {loaded.version}: "
+                f"{loaded.explain_error}"
+            )
+        rows = [row for _, (_, row) in items]
+        frame = rows_to_frame(rows, self.contract)
+        reasons = top_reasons(loaded.explainer.explain(frame), frame, REASON_COUNT)
+        return self._scored(items, loaded.score(rows), loaded, reasons)
+
+    def _scored(self, items, scores, loaded: LoadedModel, reasons=None) -> list[Scored]:
+        """Everything the answer and the log need, decided once (in the model-call thread)."""
+        positive = self.contract.target.positive_label
+        negative = self.contract.target.negative_label
+        return [
+            Scored(
+                request_id,
+                customer_id,
+                row,
+                float(score),
+                positive if score >= loaded.threshold else negative,
+                loaded,
+                reasons[i] if reasons is not None else None,
+            )
+            for i, ((request_id, (customer_id, row)), score) in enumerate(
+                zip(items, scores, strict=True)
+            )
+        ]
+
+    async def _journal(self, scored: list[Scored]) -> None:
+        """On disk before the answer leaves (shared with every request syncing meanwhile)."""
+        if self.commit is None:
+            return
+        try:
+            await self.commit.commit(log_rows(scored))
+        except JournalFull as exc:  # never answer what cannot be kept
+            raise Unavailable(str(exc)) from exc
+
+    def _loaded(self) -> LoadedModel:
+        loaded = self.follower.current
+        if loaded is None:
+            raise Unavailable("no champion model loaded yet")
+        return loaded
+
+    def store_feedback(self, labels: list[dict]) -> tuple[int, list[int]]:
+        """(labels stored, indices of labels naming no logged prediction); nothing is stored
+        unless every label names one."""
+        try:
+            if unknown := self._unknown_labels(labels):
+                return 0, unknown
+            return prediction_store.write_feedback(self.store, self.contract, labels), []
+        except SQLAlchemyError as exc:
+            raise Unavailable("prediction store unavailable") from exc
+        except prediction_store.StoreSchemaError as exc:  # made under another contract
+            raise Unavailable(str(exc)) from exc
+
+    def _unknown_labels(self, labels: list[dict]) -> list[int]:
+        """Labels naming no logged prediction; predictions answered a moment ago may still be
+        in the journal, so it is shipped first and the labels checked again."""
+        unknown = prediction_store.unknown_feedback(self.store, self.contract, labels)
+        if unknown and self.logger is not None and self.logger.flush(timeout=5.0):
+            unknown = prediction_store.unknown_feedback(self.store, self.contract, labels)
+        return unknown
+
+
+def log_rows(scored: list[Scored]) -> list[tuple]:
+    """Rows in `prediction_store.prediction_columns(contract)` order: plain tuples, cheap to
+    build on the request path (checked against the store in
+    tests/unit/serving/test_prediction_log.py)."""
+    now = time.time()
+    return [
+        (
+            item.request_id,
+            now,
+            item.model.version,
+            item.customer_id,
+            *item.row,
+            item.score,
+            item.answer,
+        )
+        for item in scored
+    ]
