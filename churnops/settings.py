@@ -239,6 +239,18 @@ class Settings(BaseSettings):
     docker_volumes: list[str] = Field(
         [], description="Volumes (`name:/path`, JSON list) mounted into every op container."
     )
+    # Scale out, issue 19 part 1: asset values in an object store, no shared volume.
+    asset_storage_url: str | None = Field(
+        None,
+        description="`s3://BUCKET/PREFIX` where asset values pass from op to op under the "
+        "`docker` and `k8s` executors (required there); credentials from the AWS SDK's "
+        "`AWS_*` variables.",
+    )
+    object_store_endpoint_url: str | None = Field(
+        None,
+        description="Endpoint of an S3-compatible store (MinIO, moto, ...) holding "
+        "ASSET_STORAGE_URL; unset = the AWS SDK's default.",
+    )
 
     @field_validator("contract", mode="before")
     @classmethod

@@ -8,6 +8,7 @@ from churnops.settings import ENV_PREFIX, Settings
 from orchestration.assets import deployment, features, ingest, monitoring, scoring, training
 from orchestration.assets.checks import CLEAN_CUSTOMER_CHECKS
 from orchestration.executors import select_executor
+from orchestration.io_managers import select_io_manager
 from orchestration.jobs import retrain_on_drift, score_customers, train_and_promote
 from orchestration.resources import (
     CampaignPolicy,
@@ -33,9 +34,11 @@ def env_backed(setting: str, value: str) -> str:
 
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
-    """Every resource value comes from `settings`; the resources have no defaults of their own."""
+    """Every resource value comes from `settings`; the resources have no defaults of their own.
+    The `io_manager` is set only where ops run apart (docker, k8s); else Dagster's default."""
     store = PredictionStore(url=env_backed("prediction_store_url", settings.prediction_store))
-    return {
+    io_manager = select_io_manager(settings)
+    return ({"io_manager": io_manager} if io_manager is not None else {}) | {
         "contract": DataContractResource(
             path=str(settings.contract) if settings.contract is not None else None
         ),

@@ -9,9 +9,10 @@ import dagster as dg
 
 from churnops.settings import Settings
 
-# Op containers rebuild the code location and the Dagster instance from these variables, and
-# log in to MLflow (its auth app) as the run worker does.
-FORWARDED_ENV_PREFIXES = ("CHURNOPS_", "DAGSTER_")
+# Op containers rebuild the code location and the Dagster instance from these variables, log in
+# to MLflow (its auth app) as the run worker does, and reach the object store holding asset
+# values with the AWS SDK's own variables (credentials, region, endpoint).
+FORWARDED_ENV_PREFIXES = ("CHURNOPS_", "DAGSTER_", "AWS_")
 FORWARDED_ENV_NAMES = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 # Marks op containers so tooling (stack.sh down, the acceptance test) can find them.
 STEP_CONTAINER_LABEL = "io.churnops.role"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Builds every churnops image: churnops/{core,orchestration,serving,mlflow,postgres}:$TAG.
+# Builds every churnops image: churnops/{core,orchestration,serving,mlflow,s3,postgres}:$TAG.
 #   deploy/docker/build.sh            base from a registry if BASE_IMAGE is set, else debootstrap
 #   BASE_IMAGE=python:3.11-slim deploy/docker/build.sh
-# core (venv + core deps from uv.lock) is built once; the three Python images add one layer of
+# core (venv + core deps from uv.lock) is built once; the four Python images add one layer of
 # their extras on top of it and are built in parallel with postgres. Logs: $LOG_DIR/*.log.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -49,6 +49,8 @@ pids+=($!)
 build mlflow "${core[@]}" &
 pids+=($!)
 build serving "${core[@]}" &
+pids+=($!)
+build s3 "${core[@]}" &
 pids+=($!)
 
 failed=0

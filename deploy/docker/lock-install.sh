@@ -32,6 +32,7 @@ if [ "${1:-}" = "--export" ]; then
   export_set orchestration orchestration docker k8s postgres
   export_set mlflow registry postgres
   export_set serving serving postgres
+  export_set s3 s3-server
 else
   "$uv" pip install --quiet --python /opt/venv/bin/python --no-deps --require-hashes \
     --compile-bytecode -r "$requirements/$1.txt"

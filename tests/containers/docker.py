@@ -96,6 +96,7 @@ class OpContainer:
     job: str
     image: str
     exit_code: int
+    mounts: tuple[str, ...]  # volume names or host paths
 
 
 def op_containers(network: str) -> list[OpContainer]:
@@ -115,9 +116,32 @@ def op_containers(network: str) -> list[OpContainer]:
                 job=env.get("DAGSTER_RUN_JOB_NAME", ""),
                 image=info["Config"]["Image"],
                 exit_code=info["State"]["ExitCode"],
+                mounts=tuple(m.get("Name") or m["Source"] for m in info["Mounts"]),
             )
         )
     return found
+
+
+# Run inside the stack's s3 container (the store is on the private network only).
+LIST_KEYS = (
+    "import boto3; s3 = boto3.client('s3', endpoint_url='http://127.0.0.1:9000', "
+    "region_name='us-east-1', aws_access_key_id='k', aws_secret_access_key='k'); "
+    "pages = s3.get_paginator('list_objects_v2').paginate(Bucket='churnops'); "
+    "print('\\n'.join(o['Key'] for p in pages for o in p.get('Contents', [])))"
+)
+
+
+def object_store_keys(project: str) -> list[str]:
+    """Every key in the `churnops` bucket of the stack's S3-compatible store."""
+    (container,) = docker(
+        "ps",
+        "-q",
+        "--filter",
+        f"label=com.docker.compose.project={project}",
+        "--filter",
+        "label=com.docker.compose.service=s3",
+    ).split()
+    return docker("exec", container, "python", "-c", LIST_KEYS).split()
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """Acceptance of the container path: build the images (base by debootstrap), run the local
-stack, materialize `train_and_promote` with the docker executor (one container per op), and get
+stack, materialize `train_and_promote` with the docker executor (one container per op, sharing
+no volume: asset values and compute logs pass through the stack's S3-compatible store), and get
 a prediction from the Bento container over 127.0.0.1; then tear it all down (images stay)."""
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from tests.containers.docker import (
     Phases,
     docker,
     ensure_docker,
+    object_store_keys,
     op_containers,
     runtime_image_findings,
     script,
@@ -95,7 +97,7 @@ def test_pipeline_runs_one_container_per_op_and_the_bento_container_serves(
         built = script(DEPLOY / "build.sh", env={**os.environ, "BASE_IMAGE": BASE_IMAGE})
     with capsys.disabled():
         print("\n" + built.strip())
-    for name in ("orchestration", "serving", "mlflow"):
+    for name in ("orchestration", "serving", "mlflow", "s3"):
         assert runtime_image_findings(f"churnops/{name}:dev") == []
 
     env = stack_env(tmp_path)
@@ -116,6 +118,13 @@ def test_pipeline_runs_one_container_per_op_and_the_bento_container_serves(
         assert {c.image for c in containers} == {"churnops/orchestration:dev"}
         assert {c.job for c in containers} == {train_and_promote.name}
         assert {c.exit_code for c in containers} == {0}
+        # No shared volume: every asset value went through the object store, and the step logs.
+        assert {c.mounts for c in containers} == {()}
+        assert f"{STACK}-dagster" not in docker("volume", "ls", "--format", "{{.Name}}").split()
+        keys = object_store_keys(STACK)
+        assets = {key.removeprefix("dagster/") for key in keys if key.startswith("dagster/")}
+        assert {"raw_customers", "clean_customers", "churn_candidate"} <= assets, keys
+        assert any(key.startswith("dagster-logs/") for key in keys), keys
 
         with phases("bento ready + predict"):
             wait_ready(bento_url, timeout=240)

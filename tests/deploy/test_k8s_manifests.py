@@ -22,6 +22,7 @@ import kubernetes
 import kubernetes_validate
 import pytest
 import yaml
+from dagster_aws.s3 import S3PickleIOManager
 from dagster_k8s import K8sRunLauncher
 from dagster_k8s.container_context import K8sContainerContext
 from dagster_k8s.job import (
@@ -33,6 +34,7 @@ from dagster_k8s.job import (
 
 from churnops.settings import ENV_PREFIX, Settings
 from launcher.stack import DAGSTER_INSTANCE_YAML, REPO_ROOT
+from orchestration.io_managers import parse_storage_url, select_io_manager
 from orchestration.jobs import retrain_on_drift, score_customers, train_and_promote
 
 pytestmark = pytest.mark.deploy
@@ -579,18 +581,44 @@ def test_dagster_k8s_jobs_for_every_op_validate_and_are_limited_and_non_root(
             validate(job, version)
     problems = [p for job in jobs for p in container_problems(job)]
     assert not problems, "\n".join(problems)
-    storage = f"{helm_values(overlay)['global']['dagsterHome']}/storage"
-    claims = {
-        o["metadata"]["name"] for o in rendered(overlay) if o["kind"] == "PersistentVolumeClaim"
-    }
     for job in jobs:
-        spec = pod_spec(job)
-        volumes = [v["name"] for v in spec["volumes"]]
+        volumes = [v["name"] for v in pod_spec(job)["volumes"]]
         assert len(volumes) == len(set(volumes)), volumes
-        (shared,) = [v for v in spec["volumes"] if "persistentVolumeClaim" in v]
-        assert shared["persistentVolumeClaim"]["claimName"] in claims
-        mounts = {m["mountPath"]: m["name"] for m in spec["containers"][0]["volumeMounts"]}
-        assert mounts[storage] == shared["name"], "ops must share the IO manager's folder"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_ops_share_no_volume_and_hand_asset_values_on_through_the_object_store(
+    overlay, dagster_jobs, secrets
+) -> None:
+    """No claim is rendered (no ReadWriteMany storage class needed); every run and step pod has
+    only scratch space, the code location's settings select the S3 IO manager on the bucket of
+    MLflow's artifacts, and every pod gets the bucket's credentials from a Secret."""
+    objects = rendered(overlay)
+    assert not [o for o in objects if o["kind"] in ("PersistentVolumeClaim", "PersistentVolume")]
+    assert "ReadWriteMany" not in json.dumps(objects)
+    deployment = code_location(helm_values(overlay))
+    settings = Settings(
+        **{
+            k.removeprefix(ENV_PREFIX).lower(): v
+            for k, v in deployment["env"].items()
+            if k.startswith(ENV_PREFIX)
+        }
+    )
+    io_manager = select_io_manager(settings)
+    assert isinstance(io_manager, S3PickleIOManager)
+    artifacts = config_map(objects, "mlflow-config")["CHURNOPS_MLFLOW_ARTIFACTS_DESTINATION"]
+    assert io_manager.s3_bucket == parse_storage_url(artifacts).bucket, "MLflow's bucket"
+    user_env = f"dagster-dagster-user-deployments-{deployment['name']}-user-env"
+    credentials = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    assert credentials <= secrets["churnops-orchestration"]["data"].keys()
+    for job in dagster_jobs[overlay]:
+        spec = pod_spec(job)
+        where = job["metadata"]["name"]
+        assert all(set(v) == {"name", "emptyDir"} for v in spec["volumes"]), where
+        (container,) = spec["containers"]
+        sources = container.get("envFrom", [])
+        assert {"configMapRef": {"name": user_env}} in sources, where
+        assert {"secretRef": {"name": "churnops-orchestration"}} in sources, where
 
 
 def test_prod_values_repeat_the_code_location_except_sizes_and_tags() -> None:
@@ -714,6 +742,7 @@ def test_network_policies_allow_only_the_needed_flows(overlay, dagster_jobs) -> 
     assert flow(policies, pod(template_labels("oauth2-proxy")), webserver, 3000)
     assert flow(policies, pod(job_template_labels("mlflow-accounts")), mlflow, 5000)
     assert allowed(policies, "Egress", run_worker, outside, 443)  # the Kubernetes API
+    assert allowed(policies, "Egress", step, outside, 443)  # the object store (asset values)
 
     assert not flow(policies, stranger, mlflow, 5000)
     assert not flow(policies, stranger, postgres, 5432)
