@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, create_model
 
-from churnops.contract import Contract, Feature
+from churnops.contract import Contract, Feature, derive_row_id
 
 # Longest value of an open categorical field (a category is a label, not a document).
 MAX_CATEGORY_LENGTH = 200
@@ -158,3 +158,90 @@ def records_to_rows(records: Sequence[BaseModel], contract: Contract) -> list[li
     stay True/False)."""
     getter = _row_getter(contract)
     return [list(getter(record)) for record in records]
+
+
+# What `plain_record_reader` returns for a record it leaves to the pydantic model.
+NOT_PLAIN = None
+_INVALID = object()
+PlainReader = Callable[[object], "tuple[str | None, list[object]] | None"]
+
+
+def _plain_value(feature: Feature) -> Callable[[object], object]:
+    """The value `record_model` would hold for a plainly valid JSON value of `feature`, else
+    `_INVALID` (never a guess: anything unusual is left for the pydantic model to judge)."""
+    low = -math.inf if feature.minimum is None else feature.minimum
+    high = math.inf if feature.maximum is None else feature.maximum
+    nullable = feature.nullable
+
+    if feature.kind == "categorical" and not feature.is_open:
+        levels = frozenset(feature.categories or ())
+
+        def closed(value: object) -> object:
+            if type(value) is str and value in levels:
+                return value
+            return None if value is None and nullable else _INVALID
+
+        return closed
+    if feature.kind == "categorical":
+
+        def opened(value: object) -> object:
+            if type(value) is str and len(value) <= MAX_CATEGORY_LENGTH:
+                return value
+            return None if value is None and nullable else _INVALID
+
+        return opened
+    if feature.kind == "boolean":
+        return lambda value: (
+            value if type(value) is bool else None if value is None and nullable else _INVALID
+        )
+    if feature.kind == "integer":
+
+        def integer(value: object) -> object:
+            if type(value) is float and value.is_integer():
+                value = int(value)
+            if type(value) is int and low <= value <= high:
+                return value
+            return None if value is None and nullable else _INVALID
+
+        return integer
+
+    def number(value: object) -> object:
+        if (type(value) is int and abs(value) < 2**53) or type(value) is float:
+            value = float(value)  # the strict float field holds an int as a float
+            if math.isfinite(value) and low <= value <= high:
+                return value
+        return None if value is None and nullable else _INVALID
+
+    return number
+
+
+def plain_record_reader(contract: Contract) -> PlainReader:
+    """(customer id, row) of a decoded JSON record that `record_model(contract)` accepts
+    without any coercion beyond the ones it documents, as it would read it; None for anything
+    else, which then goes through the model itself (and its error messages). A fast path for
+    the common case that never decides a request the model would decide differently
+    (tests/unit/serving/test_fast_path.py compares the two on fuzzed records)."""
+    readers = [(feature.name, _plain_value(feature)) for feature in contract.features]
+    id_name, id_limit = contract.id_column, contract.max_id_length
+    allowed = frozenset(contract.feature_names) | ({id_name} if id_name else frozenset())
+    required = frozenset(f.name for f in contract.features if not f.nullable)
+
+    def read(record: object) -> tuple[str | None, list[object]] | None:
+        if type(record) is not dict or not required <= record.keys() <= allowed:
+            return NOT_PLAIN
+        row = []
+        for name, reader in readers:
+            value = reader(record.get(name))
+            if value is _INVALID:
+                return NOT_PLAIN
+            row.append(value)
+        if id_name is None:
+            return derive_row_id(row), row
+        customer = record.get(id_name)
+        if type(customer) is int:
+            customer = str(customer)
+        if customer is None or (type(customer) is str and len(customer) <= id_limit):
+            return customer, row
+        return NOT_PLAIN
+
+    return read

@@ -161,6 +161,12 @@ class Settings(BaseSettings):
     serving_workers: int = Field(
         1, ge=1, description="Bento worker processes (each batches its own requests)."
     )
+    serving_lean_route: bool = Field(
+        True,
+        description="Answer plainly valid /predict and /predict_batch requests on the lean "
+        "route (same answers, without BentoML's per-record objects); anything else, and all "
+        "of them when false, on BentoML's API.",
+    )
     api_token: SecretStr | None = Field(
         None,
         description="Bearer token every API route needs when set (probes, docs, metrics and "

@@ -20,6 +20,7 @@ from churnops.contract import configured_contract
 from churnops.records import ID_ATTRIBUTE
 from churnops.settings import Settings
 from serving.errors import Unavailable
+from serving.fast_path import LeanPredictRoute
 from serving.guard import RequestGuard
 from serving.routes import build_routes
 from serving.schemas import FeedbackReceipt, ReasonCode, api_models
@@ -60,6 +61,14 @@ def _status() -> dict[str, object]:
     except bentoml.exceptions.BentoMLException:
         return {"ready": False, "last_error": "service starting", "contract": _contract_status()}
     return service.runtime.status()
+
+
+def _runtime() -> ServingRuntime | None:
+    """This worker's runtime, once BentoML has created the service instance."""
+    try:
+        return bentoml.get_current_service().runtime
+    except bentoml.exceptions.BentoMLException:
+        return None
 
 
 def _contract_status() -> dict[str, str]:
@@ -192,3 +201,8 @@ ChurnService.add_asgi_middleware(
     max_body_bytes=SETTINGS.max_request_bytes,
     tokens=configured_tokens(SETTINGS),
 )
+if SETTINGS.serving_lean_route:
+    # Inside the guard: the token, JSON-only and body checks apply first (serving/fast_path.py).
+    ChurnService.add_asgi_middleware(
+        LeanPredictRoute, contract=CONTRACT, runtime=_runtime, max_batch=MAX_BATCH
+    )

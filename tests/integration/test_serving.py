@@ -356,3 +356,26 @@ def test_non_telco_feedback_with_a_wrong_label_is_400_naming_the_target(gym_bent
     )
     assert response.status_code == 400
     assert any("left" in detail["loc"] for detail in response.json()["detail"])
+
+
+def test_the_lean_route_answers_as_the_bento_api_does(bento, champion: str) -> None:
+    """Plain requests take the lean route (serving/fast_path.py); `explain: false` sends the same
+    record through BentoML's API. Both answer the same fields and values but the request id."""
+    records = [{**example_record(), "customerID": f"l{i}", "tenure": i} for i in range(3)]
+    for path, body in [
+        ("/predict", {"customer": records[0]}),
+        ("/predict_batch", {"customers": records}),
+    ]:
+        lean = httpx.post(f"{bento.url}{path}", json=body)
+        api = httpx.post(f"{bento.url}{path}", json={**body, "explain": False})
+        assert lean.status_code == api.status_code == 200
+        assert lean.headers.get("x-churnops-route") == "lean"
+        assert "x-churnops-route" not in api.headers
+        lean_body, api_body = lean.json(), api.json()
+        answers = lean_body.get("predictions", [lean_body]) + api_body.get(
+            "predictions", [api_body]
+        )
+        assert len({a.pop("request_id") for a in answers}) == len(answers)
+        assert lean_body == api_body
+    refused = httpx.post(f"{bento.url}/predict", json={"customer": {**records[0], "tenure": -1}})
+    assert refused.status_code == 400 and "tenure" in refused.text

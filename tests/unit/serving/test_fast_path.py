@@ -1,0 +1,153 @@
+"""The lean prediction route (serving/fast_path.py) and the plain-record reader it trusts: the
+reader never reads a record differently from the pydantic model, and the route leaves anything
+it does not answer to the BentoML API with the body untouched."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+
+import orjson
+import pytest
+from pydantic import ValidationError
+
+from churnops.contract import Contract, derive_row_id, telco_contract
+from churnops.records import plain_record_reader, record_id, record_model, records_to_rows
+from serving.errors import Unavailable
+from serving.fast_path import LEAN_HEADER, LeanPredictRoute
+from tests.unit.serving.contracts import GYM
+
+pytestmark = pytest.mark.unit
+TELCO = telco_contract()
+
+ODD_VALUES = [
+    None, True, False, 0, 1, -1, 2, 7, 120, 121, 1.0, 1.5, 3.0, -0.0, 1e308, 2**60, float("inf"),
+    "", "Yes", "No", "DSL", "x" * 201, "Leeds", "basic", [], {}, "1",
+]  # fmt: skip
+
+
+def _mutations(contract: Contract, rng: random.Random, count: int) -> list[dict]:
+    """Example records with one to three fields replaced, dropped or added."""
+    names = [*contract.feature_names, contract.id_name, "unknown field"]
+    records = []
+    for _ in range(count):
+        record = dict(contract.example_record())
+        for _ in range(rng.randint(1, 3)):
+            name = rng.choice(names)
+            if rng.random() < 0.15:
+                record.pop(name, None)
+            else:
+                record[name] = rng.choice(ODD_VALUES)
+        records.append(record)
+    return records
+
+
+@pytest.mark.parametrize("contract", [TELCO, GYM], ids=["telco", "gym"])
+def test_the_reader_never_reads_a_record_unlike_the_model(contract: Contract) -> None:
+    read, model = plain_record_reader(contract), record_model(contract)
+    plain = 0
+    for record in _mutations(
+        contract,
+        random.Random(7),  # noqa: S311 - fuzzing, not secrets
+        3000,
+    ):
+        body = json.dumps(record)  # as a client writes it (inf as Infinity)
+        try:
+            got = read(orjson.loads(body))
+        except orjson.JSONDecodeError:  # the route leaves what orjson cannot read to the API
+            got = None
+        try:
+            parsed = model.model_validate_json(body)
+        except ValidationError:
+            assert got is None, record  # the model refuses it: the API must answer it
+            continue
+        if got is None:
+            continue  # left to the model, which accepts it: correct, only slower
+        plain += 1
+        (row,) = records_to_rows([parsed], contract)
+        expected_id = record_id(parsed) if contract.has_id else derive_row_id(row)
+        assert got == (expected_id, row), record
+        assert [type(v) for v in got[1]] == [type(v) for v in row], record
+    assert plain > 100  # valid mutations (new values in range) do take the lean route
+
+
+def test_everyday_records_are_plain() -> None:
+    read = plain_record_reader(TELCO)
+    example = TELCO.example_record()
+    assert read(example) == ("customer-0001", [example[n] for n in TELCO.feature_names])
+    assert read({**example, "TotalCharges": None})[1][-1] is None
+    assert read({**example, "customerID": 15634602})[0] == "15634602"
+    assert read({**example, "MonthlyCharges": 30})[1][-2] == 30.0
+
+
+class _Runtime:
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.scored: list = []
+
+    async def score(self, customers, explain):
+        if self.fail:
+            raise Unavailable("no champion model loaded yet")
+        self.scored.append(customers)
+        model = type("Model", (), {"version": "4"})
+        return [
+            type("Scored", (), {"request_id": f"r{i}", "customer_id": c, "score": 0.75,
+                                "answer": "Yes", "model": model})
+            for i, (c, _) in enumerate(customers)
+        ]  # fmt: skip
+
+
+def _call(route: LeanPredictRoute, path: str, body: bytes) -> tuple[list[dict], list[bytes]]:
+    """(messages the route sent, bodies the app behind it received)."""
+    sent, passed = [], []
+
+    async def app(scope, receive, send):
+        passed.append((await receive())["body"])
+
+    async def receive():
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": path, "headers": []}
+    route.app = app
+    asyncio.run(route(scope, receive, send))
+    return sent, passed
+
+
+def test_the_route_answers_plain_requests_and_passes_everything_else_on_untouched() -> None:
+    runtime = _Runtime()
+    route = LeanPredictRoute(None, TELCO, lambda: runtime, max_batch=2)
+    example = TELCO.example_record()
+    sent, passed = _call(route, "/predict", orjson.dumps({"customer": example}))
+    assert passed == [] and LEAN_HEADER in sent[0]["headers"]
+    answer = orjson.loads(sent[1]["body"])
+    assert answer == {
+        "request_id": "r0", "customerID": "customer-0001", "churn_probability": 0.75,
+        "churn": "Yes", "model_version": "4", "reasons": None,
+    }  # fmt: skip
+    batch = orjson.dumps({"customers": [example, example]})
+    sent, _ = _call(route, "/predict_batch", batch)
+    assert [p["request_id"] for p in orjson.loads(sent[1]["body"])["predictions"]] == ["r0", "r1"]
+    for path, body in [
+        ("/predict", orjson.dumps({"customer": {**example, "tenure": 500}})),
+        ("/predict", orjson.dumps({"customer": example, "explain": True})),
+        ("/predict", b"{not json"),
+        ("/predict_batch", orjson.dumps({"customers": [example] * 3})),  # over the limit
+        ("/predict_batch", orjson.dumps({"customers": []})),
+        ("/feedback", orjson.dumps({"labels": []})),
+    ]:
+        sent, passed = _call(route, path, body)
+        assert (sent, passed) == ([], [body]), body
+    assert len(runtime.scored) == 2
+
+
+def test_a_worker_that_cannot_answer_leaves_the_refusal_to_the_api() -> None:
+    body = orjson.dumps({"customer": TELCO.example_record()})
+    for route in (
+        LeanPredictRoute(None, TELCO, lambda: _Runtime(fail=True), max_batch=10),
+        LeanPredictRoute(None, TELCO, lambda: None, max_batch=10),  # service not created yet
+    ):
+        assert _call(route, "/predict", body) == ([], [body])
