@@ -107,6 +107,11 @@ class Settings(BaseSettings):
     gate_slice_tolerance: float = Field(
         0.02, ge=0, description="AUC a challenger may lose to the champion on any judged slice."
     )
+    gate_approval: Literal["auto", "manual"] = Field(
+        "auto",
+        description="`auto`: a challenger that passes the gate becomes champion; `manual`: it is "
+        "tagged `pending-approval` until `churnops approve VERSION`.",
+    )
     # Campaign economics, issue 15: the served decision threshold maximises expected profit.
     campaign_contact_cost: float | None = Field(
         None, ge=0, description="Cost of contacting one customer; unset = threshold 0.5."

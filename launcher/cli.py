@@ -331,6 +331,31 @@ def rollback(
 
 
 @app.command()
+def approve(
+    version: Annotated[str, typer.Argument(help="The pending-approval version to promote.")],
+    by: Annotated[
+        str | None, typer.Option(help="Who approves, for the history; default the OS user.")
+    ] = None,
+) -> None:
+    """Promote a challenger the gate passed and left `pending-approval`
+    (CHURNOPS_GATE_APPROVAL=manual), recording who approved it and when."""
+    from registry.interface import RegistryError
+    from registry.promotion import approve as approve_version
+
+    settings = Settings()
+    try:
+        event = approve_version(_registry(settings), version, _operator(by))
+    except RegistryError as exc:
+        console.print(f"[red]error:[/red] {exc}", markup=False, highlight=False)
+        raise typer.Exit(1) from exc
+    console.print(
+        f"@champion: version {event.from_version} → {event.to_version}, approved by "
+        f"{event.by} at {event.at}",
+        highlight=False,
+    )
+
+
+@app.command()
 def recover(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
@@ -431,7 +456,7 @@ def _print_status(settings: Settings, contract: Contract, monitoring) -> None:
             info.version,
             ", ".join(info.aliases),
             info.tags.get("holdout.roc_auc", ""),
-            info.tags.get("gate.decision", ""),
+            _gate_text(info.tags),
             info.tags.get("gate.summary", ""),
             info.tags.get("gate.p_value", ""),
         )
@@ -441,6 +466,14 @@ def _print_status(settings: Settings, contract: Contract, monitoring) -> None:
     _print_history(registry)
     if versions:
         _print_gate_report(registry, versions[-1])
+
+
+def _gate_text(tags: dict[str, str]) -> str:
+    """The gate's decision, and its approval when it waits for (or got) one."""
+    from registry.promotion import APPROVAL_TAG
+
+    decision, approval = tags.get("gate.decision", ""), tags.get(APPROVAL_TAG)
+    return f"{decision} ({approval})" if approval and approval != decision else decision
 
 
 def _print_history(registry: ModelRegistry) -> None:

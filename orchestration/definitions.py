@@ -5,6 +5,7 @@ import os
 import dagster as dg
 
 from churnops.settings import ENV_PREFIX, Settings
+from orchestration.approval import approve_challenger
 from orchestration.assets import deployment, features, ingest, monitoring, scoring, training
 from orchestration.assets.checks import CLEAN_CUSTOMER_CHECKS
 from orchestration.executors import select_executor
@@ -65,6 +66,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             slices=settings.gate_slices,
             slice_min_rows=settings.gate_slice_min_rows,
             slice_tolerance=settings.gate_slice_tolerance,
+            approval=settings.gate_approval,
         ),
         "campaign_policy": CampaignPolicy(
             contact_cost=settings.campaign_contact_cost,
@@ -98,7 +100,7 @@ defs = dg.Definitions(
         [ingest, features, training, deployment, monitoring, scoring]
     ),
     asset_checks=CLEAN_CUSTOMER_CHECKS,
-    jobs=[train_and_promote, retrain_on_drift, score_customers],
+    jobs=[train_and_promote, retrain_on_drift, score_customers, approve_challenger],
     schedules=[weekly_retrain, build_scoring_schedule(settings.scoring_cron)],
     sensors=[
         build_drift_sensor(retrain_on_drift, settings.monitor_interval_seconds),

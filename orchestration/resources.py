@@ -27,6 +27,7 @@ from churnops.monitoring.drift import DriftThresholds
 from registry.interface import ModelRegistry
 from registry.memory import InMemoryModelRegistry
 from registry.mlflow_registry import MlflowModelRegistry
+from registry.promotion import Approval
 
 NO_DRIFT = DriftSpec()
 
@@ -186,6 +187,9 @@ class GatePolicy(dg.ConfigurableResource):
     )
     slice_min_rows: int = Field(ge=1, description="Holdout rows a slice needs to be judged.")
     slice_tolerance: float = Field(ge=0, description="AUC a challenger may lose on a slice.")
+    approval: Approval = Field(
+        description="`auto` promotes a winner; `manual` leaves it `pending-approval`."
+    )
 
     def rules(self, contract: Contract) -> GateRules:
         """The rules for challengers trained on `contract` (its slices unless set here); a

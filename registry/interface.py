@@ -315,14 +315,19 @@ class ModelRegistry(ABC):
             if target == live:
                 raise RegistryError(f"@champion is already on version {target}")
             self.record_external_move(by or "churnops")
-        try:
-            self.version(target)
-        except Exception as exc:  # MLflow and the memory registry raise different types
-            raise RegistryError(
-                f"model '{self.model_name}' has no version {target} to roll back to "
-                f"(deleted?): name another with `churnops rollback --to VERSION`"
-            ) from exc
+        self.require_version(target, "to roll back to (deleted?): name another with --to")
         return self._move_champion(target, action, reason, by)
+
+    def require_version(self, version: str, purpose: str = "") -> VersionInfo:
+        """The version, or `RegistryError` naming the model and version when it does not
+        exist (`purpose` says what it was wanted for)."""
+        try:
+            return self.version(version)
+        except Exception as exc:  # MLflow and the memory registry raise different types
+            wanted = f" {purpose}" if purpose else ""
+            raise RegistryError(
+                f"model '{self.model_name}' has no version {version}{wanted}"
+            ) from exc
 
     def alias_history(self, alias: str = CHAMPION) -> list[AliasEvent]:
         return parse_events({v.version: v.tags for v in self.versions()}, alias)
