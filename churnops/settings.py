@@ -118,6 +118,11 @@ class Settings(BaseSettings):
     gate_slice_tolerance: float = Field(
         0.02, ge=0, description="AUC a challenger may lose to the champion on any judged slice."
     )
+    gate_approval: Literal["auto", "manual"] = Field(
+        "auto",
+        description="`auto`: a challenger that passes the gate becomes champion; `manual`: it is "
+        "tagged `pending-approval` until `churnops approve VERSION`.",
+    )
     # Campaign economics, issue 15: the served decision threshold maximises expected profit.
     campaign_contact_cost: float | None = Field(
         None, ge=0, description="Cost of contacting one customer; unset = threshold 0.5."
@@ -218,6 +223,32 @@ class Settings(BaseSettings):
     )
     drift_min_live_auc: float = Field(
         0.70, description="Live ROC AUC (from feedback labels) that triggers retraining."
+    )
+    revert_watch_seconds: float = Field(
+        3600.0,
+        ge=0,
+        description="How long after a move the champion guard watches the new champion and "
+        "reverts it by itself; 0 = no automatic revert.",
+    )
+    revert_error_budget: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Live error rate (wrong answers among labelled predictions) that reverts a "
+        "watched champion; unset = only serving's refusal reverts.",
+    )
+    revert_min_labels: int = Field(
+        200,
+        ge=1,
+        description="Labelled predictions a watched champion needs before its error rate counts.",
+    )
+    revert_interval_seconds: int = Field(
+        15, ge=1, description="How often the champion guard sensor checks the champion."
+    )
+    serving_url: str | None = Field(
+        None,
+        description="Prediction API the champion guard asks `GET /model`; default "
+        "`http://HOST:BENTO_PORT`.",
     )
     retrain_timeout_seconds: float = Field(
         3600.0,
@@ -338,6 +369,10 @@ class Settings(BaseSettings):
     @property
     def bento_url(self) -> str:
         return f"http://{self.host}:{self.bento_port}"
+
+    @property
+    def serving_status_url(self) -> str:
+        return f"{(self.serving_url or self.bento_url).rstrip('/')}/model"
 
     @property
     def dagster_url(self) -> str:

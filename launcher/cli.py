@@ -297,20 +297,62 @@ def _champion_reference(settings: Settings) -> pd.DataFrame:
     return reference
 
 
+def _operator(by: str | None) -> str:
+    """Who a person's alias move is recorded as: `--by`, else the OS user."""
+    import getpass
+
+    return by or getpass.getuser()
+
+
 @app.command()
 def rollback(
     reason: Annotated[str, typer.Option(help="Why; stored in the alias history.")] = "manual",
+    to: Annotated[
+        str | None,
+        typer.Option(
+            help="Version to go to, when the history cannot tell (default: the previous champion)."
+        ),
+    ] = None,
+    by: Annotated[
+        str | None, typer.Option(help="Who rolls back, for the history; default the OS user.")
+    ] = None,
 ) -> None:
-    """Move @champion back to the previous champion (serving follows within one poll)."""
+    """Move @champion back to the previous champion (serving follows within one poll); refuses,
+    saying why, when the history and the live alias disagree."""
     from registry.interface import RegistryError
 
     settings = Settings()
     try:
-        event = _registry(settings).rollback(reason)
+        event = _registry(settings).rollback(reason, to=to, by=_operator(by))
     except RegistryError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {exc}", markup=False, highlight=False)
         raise typer.Exit(1) from exc
     console.print(f"@champion: version {event.from_version} → {event.to_version}")
+
+
+@app.command()
+def approve(
+    version: Annotated[str, typer.Argument(help="The pending-approval version to promote.")],
+    by: Annotated[
+        str | None, typer.Option(help="Who approves, for the history; default the OS user.")
+    ] = None,
+) -> None:
+    """Promote a challenger the gate passed and left `pending-approval`
+    (CHURNOPS_GATE_APPROVAL=manual), recording who approved it and when."""
+    from registry.interface import RegistryError
+    from registry.promotion import approve as approve_version
+
+    settings = Settings()
+    try:
+        event = approve_version(_registry(settings), version, _operator(by))
+    except RegistryError as exc:
+        console.print(f"[red]error:[/red] {exc}", markup=False, highlight=False)
+        raise typer.Exit(1) from exc
+    console.print(
+        f"@champion: version {event.from_version} → {event.to_version}, approved by "
+        f"{event.by} at {event.at}",
+        highlight=False,
+    )
 
 
 @app.command()
@@ -414,20 +456,56 @@ def _print_status(settings: Settings, contract: Contract, monitoring) -> None:
             info.version,
             ", ".join(info.aliases),
             info.tags.get("holdout.roc_auc", ""),
-            info.tags.get("gate.decision", ""),
+            _gate_text(info.tags),
             info.tags.get("gate.summary", ""),
             info.tags.get("gate.p_value", ""),
         )
     console.print(table)
     champion = next((info for info in versions if CHAMPION in info.aliases), None)
     console.print(_champion_line(champion, contract), markup=False)
-    for event in registry.alias_history():
-        console.print(
-            f"{event.at}  {event.action:8} "
-            f"{event.from_version} → {event.to_version}  {event.reason}"
-        )
+    _print_history(registry)
     if versions:
         _print_gate_report(registry, versions[-1])
+
+
+def _gate_text(tags: dict[str, str]) -> str:
+    """The gate's decision, and its approval when it waits for (or got) one."""
+    from registry.promotion import APPROVAL_TAG
+
+    decision, approval = tags.get("gate.decision", ""), tags.get(APPROVAL_TAG)
+    return f"{decision} ({approval})" if approval and approval != decision else decision
+
+
+def _print_history(registry: ModelRegistry) -> None:
+    """The alias history, after recording a move made outside churnops (an operator's status
+    is where such a move shows up; one who may not write tags still sees it)."""
+    import time
+
+    from registry.history import external_move
+
+    try:
+        registry.record_external_move("churnops status")
+        unrecorded = None
+    except Exception as exc:  # e.g. a read-only MLflow account: show it without recording
+        console.print(f"[yellow]cannot record an external move:[/yellow] {exc}", markup=False)
+        champion = registry.champion()
+        unrecorded = external_move(
+            registry.alias_history(),
+            "champion",
+            champion.version if champion else None,
+            now_ns=time.time_ns(),
+            at="now",
+            detected_by="churnops status (not recorded)",
+        )
+    events = registry.alias_history() + ([unrecorded] if unrecorded else [])
+    for event in events:
+        by = f" by {event.by}" if event.by else ""
+        console.print(
+            f"{event.at}  {event.action:8} {event.from_version} → {event.to_version}{by}  "
+            f"{event.reason}",
+            markup=False,
+            highlight=False,
+        )
 
 
 def _print_monitoring(monitoring) -> None:

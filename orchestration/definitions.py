@@ -5,13 +5,16 @@ import os
 import dagster as dg
 
 from churnops.settings import ENV_PREFIX, Settings
+from orchestration.approval import approve_challenger
 from orchestration.assets import deployment, features, ingest, monitoring, scoring, training
 from orchestration.assets.checks import CLEAN_CUSTOMER_CHECKS
 from orchestration.executors import select_executor
+from orchestration.guard import build_guard_sensor, revert_champion
 from orchestration.io_managers import select_io_manager
 from orchestration.jobs import retrain_on_drift, score_customers, train_and_promote
 from orchestration.resources import (
     CampaignPolicy,
+    ChampionGuardPolicy,
     CustomerSource,
     DataContractResource,
     GatePolicy,
@@ -19,6 +22,7 @@ from orchestration.resources import (
     MonitorPolicy,
     PredictionStore,
     ScoringTarget,
+    ServingEndpoint,
     TrainingPolicy,
 )
 from orchestration.schedules import build_scoring_schedule, weekly_retrain
@@ -68,6 +72,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             slices=settings.gate_slices,
             slice_min_rows=settings.gate_slice_min_rows,
             slice_tolerance=settings.gate_slice_tolerance,
+            approval=settings.gate_approval,
         ),
         "campaign_policy": CampaignPolicy(
             contact_cost=settings.campaign_contact_cost,
@@ -91,6 +96,12 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             min_live_auc=settings.drift_min_live_auc,
             retrain_timeout_seconds=settings.retrain_timeout_seconds,
         ),
+        "serving": ServingEndpoint(status_url=settings.serving_status_url),
+        "guard_policy": ChampionGuardPolicy(
+            watch_seconds=settings.revert_watch_seconds,
+            error_budget=settings.revert_error_budget,
+            min_labels=settings.revert_min_labels,
+        ),
     }
 
 
@@ -101,11 +112,18 @@ defs = dg.Definitions(
         [ingest, features, training, deployment, monitoring, scoring]
     ),
     asset_checks=CLEAN_CUSTOMER_CHECKS,
-    jobs=[train_and_promote, retrain_on_drift, score_customers],
+    jobs=[
+        train_and_promote,
+        retrain_on_drift,
+        score_customers,
+        approve_challenger,
+        revert_champion,
+    ],
     schedules=[weekly_retrain, build_scoring_schedule(settings.scoring_cron)],
     sensors=[
         build_drift_sensor(retrain_on_drift, settings.monitor_interval_seconds),
         build_scoring_sensor(score_customers, settings.monitor_interval_seconds),
+        build_guard_sensor(revert_champion, settings.revert_interval_seconds),
     ],
     resources=build_resources(settings),
     executor=select_executor(settings, os.environ),

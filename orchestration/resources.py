@@ -4,6 +4,7 @@ prediction store and the model registry."""
 from abc import abstractmethod
 
 import dagster as dg
+import httpx
 import pandas as pd
 from pydantic import Field
 from sqlalchemy import Engine
@@ -24,9 +25,11 @@ from churnops.model.slices import SliceSpec
 from churnops.model.training import CandidatePolicy
 from churnops.monitoring import prediction_store
 from churnops.monitoring.drift import DriftThresholds
+from churnops.monitoring.guard import GuardPolicy
 from registry.interface import ModelRegistry
 from registry.memory import InMemoryModelRegistry
 from registry.mlflow_registry import MlflowModelRegistry
+from registry.promotion import Approval
 
 NO_DRIFT = DriftSpec()
 
@@ -186,6 +189,9 @@ class GatePolicy(dg.ConfigurableResource):
     )
     slice_min_rows: int = Field(ge=1, description="Holdout rows a slice needs to be judged.")
     slice_tolerance: float = Field(ge=0, description="AUC a challenger may lose on a slice.")
+    approval: Approval = Field(
+        description="`auto` promotes a winner; `manual` leaves it `pending-approval`."
+    )
 
     def rules(self, contract: Contract) -> GateRules:
         """The rules for challengers trained on `contract` (its slices unless set here); a
@@ -270,3 +276,28 @@ class ScoringTarget(dg.ConfigurableResource):
     def location(self, partition: str) -> str:
         """One file per scoring date: re-scoring a date replaces its file."""
         return f"{self.output.rstrip('/')}/date={partition}/scores.parquet"
+
+
+class ServingEndpoint(dg.ConfigurableResource):
+    """The prediction API's `GET /model`: which version it serves and which it refused (a
+    champion it could not load or score), read by the champion guard over HTTP."""
+
+    status_url: str = Field(description="URL of the Bento service's GET /model.")
+
+    def model_status(self, timeout: float = 5.0) -> dict[str, object]:
+        response = httpx.get(self.status_url, timeout=timeout)
+        response.raise_for_status()
+        return response.json()
+
+
+class ChampionGuardPolicy(dg.ConfigurableResource):
+    """When a newly moved champion is reverted by itself (CHURNOPS_REVERT_* settings)."""
+
+    watch_seconds: float = Field(ge=0, description="Watch window after a move; 0 = off.")
+    error_budget: float | None = Field(
+        gt=0, le=1, description="Live error rate that reverts; None = serving refusal only."
+    )
+    min_labels: int = Field(ge=1, description="Labels needed before the error rate counts.")
+
+    def policy(self) -> GuardPolicy:
+        return GuardPolicy(self.watch_seconds, self.error_budget, self.min_labels)

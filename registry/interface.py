@@ -20,7 +20,14 @@ import yaml
 from sklearn.pipeline import Pipeline
 
 from churnops.contract import DECISION_THRESHOLD, Contract, ContractFileError, parse_contract
-from registry.history import Action, AliasEvent, parse_events, rollback_target
+from registry.history import (
+    Action,
+    AliasEvent,
+    champion_stack,
+    external_move,
+    parse_events,
+    rollback_refusal,
+)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -277,37 +284,94 @@ class ModelRegistry(ABC):
     def set_challenger(self, version: str) -> None:
         self._set_alias(CHALLENGER, version)
 
-    def promote(self, version: str, reason: str) -> AliasEvent:
-        """Point `@champion` at `version` and record the move on that version."""
-        return self._move_champion(version, "promote", reason)
+    def promote(
+        self, version: str, reason: str, action: Action = "promote", by: str | None = None
+    ) -> AliasEvent:
+        """Point `@champion` at `version` and record the move on that version (an unrecorded
+        move made outside churnops is recorded first, so `from_version` never lies)."""
+        self.record_external_move(by or "churnops")
+        return self._move_champion(version, action, reason, by)
 
-    def rollback(self, reason: str = "manual rollback") -> AliasEvent:
-        """Move `@champion` back to the version that held it before the current one."""
-        target = rollback_target(self.alias_history(CHAMPION))
-        if target is None:
+    def rollback(
+        self,
+        reason: str = "manual rollback",
+        to: str | None = None,
+        by: str | None = None,
+        action: Action = "rollback",
+    ) -> AliasEvent:
+        """Move `@champion` back to the version that held it before the current one, or to
+        `to`. Without `to` it refuses (`RegistryError`, saying why) when the history cannot
+        tell where to go, e.g. while the live alias disagrees with the last recorded move."""
+        events = self.alias_history(CHAMPION)
+        current = self.champion()
+        live = current.version if current else None
+        if to is None:
+            refusal = rollback_refusal(events, CHAMPION, live)
+            if refusal is not None:
+                raise RegistryError(f"model '{self.model_name}': {refusal}")
+            target = str(champion_stack(events)[-2])
+        else:
+            target = str(to)
+            if target == live:
+                raise RegistryError(f"@champion is already on version {target}")
+            self.record_external_move(by or "churnops")
+        self.require_version(target, "to roll back to (deleted?): name another with --to")
+        return self._move_champion(target, action, reason, by)
+
+    def require_version(self, version: str, purpose: str = "") -> VersionInfo:
+        """The version, or `RegistryError` naming the model and version when it does not
+        exist (`purpose` says what it was wanted for)."""
+        try:
+            return self.version(version)
+        except Exception as exc:  # MLflow and the memory registry raise different types
+            wanted = f" {purpose}" if purpose else ""
             raise RegistryError(
-                f"model '{self.model_name}' has no previous champion to roll back to"
-            )
-        return self._move_champion(target, "rollback", reason)
+                f"model '{self.model_name}' has no version {version}{wanted}"
+            ) from exc
 
     def alias_history(self, alias: str = CHAMPION) -> list[AliasEvent]:
         return parse_events({v.version: v.tags for v in self.versions()}, alias)
 
-    def _move_champion(self, version: str, action: Action, reason: str) -> AliasEvent:
+    def record_external_move(self, detected_by: str) -> AliasEvent | None:
+        """Compare the live `@champion` with the last recorded move and, when they disagree,
+        record an `external` event saying so (None when they agree)."""
         current = self.champion()
+        now = time.time_ns()
+        event = external_move(
+            self.alias_history(CHAMPION),
+            CHAMPION,
+            current.version if current else None,
+            now_ns=now,
+            at=_moment(now),
+            detected_by=detected_by,
+        )
+        if event is not None:
+            self.tag_version(event.tagged_version, {event.tag_key(): event.tag_value()})
+        return event
+
+    def _move_champion(
+        self, version: str, action: Action, reason: str, by: str | None = None
+    ) -> AliasEvent:
+        current = self.champion()
+        now = time.time_ns()
         event = AliasEvent(
             alias=CHAMPION,
             action=action,
             to_version=str(version),
             from_version=current.version if current else None,
-            at=datetime.now(UTC).isoformat(timespec="seconds"),
-            at_ns=time.time_ns(),
+            at=_moment(now),
+            at_ns=now,
             reason=reason,
+            by=by,
         )
         # Record first: a crash between the two calls leaves history ahead, never missing.
-        self.tag_version(event.to_version, {event.tag_key(): event.tag_value()})
-        self._set_alias(CHAMPION, event.to_version)
+        self.tag_version(str(version), {event.tag_key(): event.tag_value()})
+        self._set_alias(CHAMPION, str(version))
         challenger = self.by_alias(CHALLENGER)
-        if challenger and challenger.version == event.to_version:
+        if challenger and challenger.version == str(version):
             self._delete_alias(CHALLENGER)
         return event
+
+
+def _moment(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="seconds")

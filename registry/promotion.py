@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -19,6 +21,11 @@ from churnops.model.gate import GateReport, GateRules, judge_challenger
 from registry.history import AliasEvent
 from registry.interface import ModelRegistry, RegistryError, contract_mismatch
 
+Approval = Literal["auto", "manual"]
+# With manual approval a winning challenger waits, tagged, for `churnops approve VERSION`.
+APPROVAL_TAG = "approval.status"
+PENDING = "pending-approval"
+APPROVED = "approved"
 GATE_FOLDER = "gate"
 REPORT_JSON = f"{GATE_FOLDER}/report.json"
 REPORT_MARKDOWN = f"{GATE_FOLDER}/report.md"
@@ -39,10 +46,11 @@ class PromotionOutcome:
     challenger_version: str
     previous_champion: str | None  # who held `@champion` when the gate ran
     event: AliasEvent | None  # the alias move, when promoted
+    pending_approval: bool = False  # the gate passed it; a person must approve the move
 
     @property
     def promoted(self) -> bool:
-        return self.report.promote
+        return self.report.promote and not self.pending_approval
 
     @property
     def champion_version(self) -> str | None:
@@ -119,17 +127,61 @@ def judge_versions(
     return GateVerdict(report, challenger_version, previous)
 
 
-def record_verdict(registry: ModelRegistry, verdict: GateVerdict) -> PromotionOutcome:
+def record_verdict(
+    registry: ModelRegistry, verdict: GateVerdict, approval: Approval = "auto"
+) -> PromotionOutcome:
     """The report goes to the challenger's run (`gate/report.json`, `gate/report.md`), the
-    decision to its version's tags; then `@champion` moves if the challenger won."""
+    decision to its version's tags; then `@champion` moves if the challenger won, or, under
+    manual approval, the challenger is tagged `pending-approval` instead."""
     report, version = verdict.report, verdict.challenger_version
     run_id = registry.version(version).run_id
     if run_id:
         registry.log_text(run_id, report.to_json(), REPORT_JSON)
         registry.log_text(run_id, report.to_markdown(), REPORT_MARKDOWN)
     registry.tag_version(version, gate_tags(report, verdict.previous_champion))
-    event = registry.promote(version, report.reason) if report.promote else None
+    if report.promote and approval == "manual":
+        pending = {"gate.decision": PENDING, APPROVAL_TAG: PENDING, "approval.requested_at": _now()}
+        registry.tag_version(version, pending)
+        return PromotionOutcome(report, version, verdict.previous_champion, None, True)
+    event = registry.promote(version, report.reason, by="gate") if report.promote else None
     return PromotionOutcome(report, version, verdict.previous_champion, event)
+
+
+def approve(registry: ModelRegistry, version: str, by: str) -> AliasEvent:
+    """Promote a challenger the gate passed and left for approval, recording who approved it
+    and when. Refuses (`RegistryError`) a version that is not pending approval, or one whose
+    gate compared it with a champion that no longer holds the alias (the verdict is stale)."""
+    info = registry.require_version(version, "to approve")
+    status = info.tags.get(APPROVAL_TAG)
+    if status != PENDING:
+        decision = info.tags.get("gate.decision", "not gated")
+        state = f"it is {status}" if status else f"gate decision: {decision}"
+        raise RegistryError(f"version {version} is not pending approval ({state})")
+    champion = registry.champion()
+    judged_against = info.tags.get("gate.champion_version", "none")
+    holder = champion.version if champion else "none"
+    if holder != judged_against:
+        raise RegistryError(
+            f"the gate judged version {version} against champion {judged_against}, but "
+            f"@champion is {holder} now: the verdict is stale, gate it again (retrain) before "
+            "approving"
+        )
+    reason = f"approved by {by}: {info.tags.get('gate.reason', 'passed the gate')}"
+    event = registry.promote(version, reason, action="approve", by=by)
+    registry.tag_version(
+        version,
+        {
+            "gate.decision": "promoted",
+            APPROVAL_TAG: APPROVED,
+            "approval.by": by,
+            "approval.at": event.at,
+        },
+    )
+    return event
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def gate_challenger(
@@ -138,10 +190,11 @@ def gate_challenger(
     holdout: pd.DataFrame,
     rules: GateRules,
     contract: Contract,
+    approval: Approval = "auto",
 ) -> PromotionOutcome:
     """Judge the challenger against the champion on `holdout` and record the outcome."""
     verdict = judge_versions(registry, challenger_version, holdout, rules, contract)
-    return record_verdict(registry, verdict)
+    return record_verdict(registry, verdict, approval)
 
 
 def load_report(registry: ModelRegistry, version: str) -> dict[str, object] | None:

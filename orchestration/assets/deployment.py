@@ -113,10 +113,16 @@ def champion_version(
     )
     registry.log_text(churn_candidate.run.run_id, render_model_card(card), MODEL_CARD)
     registry.tag_version(challenger_version, {"model_card": MODEL_CARD})
-    outcome = record_verdict(registry, verdict)
+    outcome = record_verdict(registry, verdict, gate_policy.approval)
+    if outcome.pending_approval:
+        context.log.info(
+            f"version {challenger_version} passed the gate and waits for approval: "
+            f"`churnops approve {challenger_version}` or the approve_challenger job"
+        )
     serving = outcome.champion_version or ""
     metadata: dict[str, object] = {
-        "promoted": report.promote,
+        "promoted": outcome.promoted,
+        "pending_approval": outcome.pending_approval,
         "reason": report.reason,
         "challenger_version": challenger_version,
         "challenger_auc": round(report.challenger_auc, 4),

@@ -89,24 +89,28 @@ def _incompatible_version(registry: MlflowModelRegistry) -> str:
     return registry.register(run, {"test": "x"})
 
 
-def _corrupted_version(registry: MlflowModelRegistry, tmp_path: Path) -> str:
-    """A model directory whose serialized model is garbage: it cannot even be loaded."""
+def corrupted_version(registry: MlflowModelRegistry, tmp_path: Path) -> str:
+    """A model directory whose serialized model is garbage: it cannot even be loaded (a version
+    of `registry`'s model, its run in `registry`'s experiment)."""
     folder = tmp_path / "corrupted"
     mlflow.sklearn.save_model(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), folder)
     for artifact in folder.glob("model.*"):
         artifact.write_bytes(b"not a model")
     client = registry.client
-    experiment_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    experiment_id = client.get_experiment_by_name(registry.experiment).experiment_id
     run_id = client.create_run(experiment_id, run_name="corrupted").info.run_id
     client.log_artifacts(run_id, str(folder), "model")
     client.set_terminated(run_id)
     mv = client.create_model_version(
-        MODEL, source=f"runs:/{run_id}/model", run_id=run_id, tags=contract_tags(TELCO)
+        registry.model_name,
+        source=f"runs:/{run_id}/model",
+        run_id=run_id,
+        tags=contract_tags(TELCO),
     )
     return str(mv.version)
 
 
-def _wait_refused(server: BentoServer, version: str, timeout: float = 90) -> dict:
+def wait_refused(server: BentoServer, version: str, timeout: float = 90) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         status = httpx.get(f"{server.url}/model").json()
@@ -131,7 +135,7 @@ def test_broken_champions_are_refused_and_the_old_one_keeps_serving(
         with Traffic(server.url) as traffic:
             other = _other_contract_version(registry)
             registry.promote(other, "test: trained on another contract")
-            status = _wait_refused(server, other)
+            status = wait_refused(server, other)
             assert "trained on contract gym-members" in status["refused_reason"]
             assert (
                 f"not on telco-churn (fingerprint {TELCO.fingerprint})"
@@ -145,13 +149,13 @@ def test_broken_champions_are_refused_and_the_old_one_keeps_serving(
 
             incompatible = _incompatible_version(registry)
             registry.promote(incompatible, "test: trained on other columns")
-            status = _wait_refused(server, incompatible)
+            status = wait_refused(server, incompatible)
             assert "feature names" in status["refused_reason"].lower()
             assert status["model_version"] == good and status["degraded"]
 
-            corrupted = _corrupted_version(registry, tmp_path)
+            corrupted = corrupted_version(registry, tmp_path)
             registry.promote(corrupted, "test: corrupted artifact")
-            status = _wait_refused(server, corrupted)
+            status = wait_refused(server, corrupted)
             assert status["refused_reason"] and status["model_version"] == good
             assert httpx.get(f"{server.url}/readyz").status_code == 200
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -60,3 +61,47 @@ def test_status_names_the_unreachable_mlflow_server(monkeypatch: pytest.MonkeyPa
     assert result.exit_code == 1
     assert "did not answer" in result.output and "churnops up" in result.output
     assert "not reachable" in result.output
+
+
+def test_an_alias_moved_through_the_rest_api_shows_up_in_status_and_rollback_refuses_first(
+    monkeypatch: pytest.MonkeyPatch, mlflow_uri: str
+) -> None:
+    model = "churn-cli-external"
+    monkeypatch.setenv("CHURNOPS_MLFLOW_TRACKING_URI", mlflow_uri)
+    monkeypatch.setenv("CHURNOPS_MODEL_NAME", model)
+    registry = MlflowModelRegistry(mlflow_uri, model, "cli-tests")
+    frame = clean_customers(generate_customers(1_000, seed=9), "synthetic", TELCO).frame
+    trained = recipes.train(frame, "logistic_regression", seed=0, contract=TELCO)
+    logged = registry.log_candidate("lr", trained, {}, {}, contract=TELCO)
+    first, second, third = (registry.register(logged, {}) for _ in range(3))
+    registry.promote(first, "first")
+    registry.promote(second, "second")
+    # By hand, as the MLflow UI does: the REST call churnops never sees.
+    moved = httpx.post(
+        f"{mlflow_uri}/api/2.0/mlflow/registered-models/alias",
+        json={"name": model, "alias": "champion", "version": third},
+    )
+    assert moved.status_code == 200, moved.text
+    runner = CliRunner()
+
+    refused = runner.invoke(app, ["rollback"])
+    assert refused.exit_code == 1
+    assert f"is on v{third} but churnops' alias history last put it on v{second}" in (
+        refused.output
+    )
+    assert "churnops rollback --to VERSION" in refused.output
+    assert registry.champion().version == third
+
+    status = runner.invoke(app, ["status"])
+    assert status.exit_code == 0, status.output
+    external = [line for line in status.output.splitlines() if " external " in line]
+    assert len(external) == 1, status.output
+    assert f"{second} → {third} by churnops status" in external[0]
+    assert "outside churnops" in external[0]
+    assert [e.action for e in registry.alias_history()] == ["promote", "promote", "external"]
+
+    back = runner.invoke(app, ["rollback", "--reason", "undo the hand move", "--by", "alice"])
+    assert back.exit_code == 0, back.output
+    assert f"version {third} → {second}" in back.output
+    last = registry.alias_history()[-1]
+    assert (last.action, last.to_version, last.by) == ("rollback", second, "alice")

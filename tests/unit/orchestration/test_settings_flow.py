@@ -45,6 +45,7 @@ FROM_SETTINGS = {
     ("gate_policy", "slices"): "gate_slices",
     ("gate_policy", "slice_min_rows"): "gate_slice_min_rows",
     ("gate_policy", "slice_tolerance"): "gate_slice_tolerance",
+    ("gate_policy", "approval"): "gate_approval",
     ("monitor_policy", "min_rows"): "monitor_min_rows",
     ("monitor_policy", "psi"): "drift_psi",
     ("monitor_policy", "p_value"): "drift_p_value",
@@ -60,6 +61,10 @@ FROM_SETTINGS = {
     ("scoring_target", "path"): "scoring_path",
     ("scoring_target", "output"): "scores_location",
     ("scoring_target", "explain"): "scoring_explain",
+    ("serving", "status_url"): "serving_status_url",
+    ("guard_policy", "watch_seconds"): "revert_watch_seconds",
+    ("guard_policy", "error_budget"): "revert_error_budget",
+    ("guard_policy", "min_labels"): "revert_min_labels",
 }
 # The customer source reads the prediction store only when this setting says so.
 NESTED = {("customer_source", "prediction_store"): "retrain_with_production_labels"}
@@ -106,6 +111,11 @@ NON_DEFAULT = {
     "scoring_path": "/data/base.parquet",
     "scoring_output": "s3://bucket/scores",
     "scoring_explain": False,
+    "gate_approval": "manual",
+    "serving_url": "http://bento.internal:3001",
+    "revert_watch_seconds": 60.0,
+    "revert_error_budget": 0.3,
+    "revert_min_labels": 50,
 }
 # URLs carrying a password the Dagster UI must not show.
 POSTGRES_URL = "postgresql+psycopg2://churnops:s3cret@db:5432/predictions"
