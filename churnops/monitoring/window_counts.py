@@ -223,3 +223,15 @@ def quality_bins(
         rows = connection.execute(query).all()
     frame = pd.DataFrame(rows, columns=["model_version", "label", "bin", "rows", "sum_p", "sum_p2"])
     return frame.astype({"bin": int, "rows": float, "sum_p": float, "sum_p2": float})
+
+
+def last_logged(
+    engine: Engine, contract: Contract, since_ts: float | None, until_ts: float | None = None
+) -> float | None:
+    """The time of the latest prediction after `since_ts` (an index lookup), or None."""
+    ensure_tables(engine, contract)
+    schema = store_schema(contract)
+    query = select(func.max(schema.predictions.c.ts)).where(_window(schema, since_ts, until_ts))
+    with engine.connect() as connection:
+        latest = connection.execute(query).scalar_one_or_none()
+    return None if latest is None else float(latest)
