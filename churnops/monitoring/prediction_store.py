@@ -13,6 +13,7 @@ import time
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import Select
 
 from churnops.contract import Contract, Feature
+from churnops.monitoring import partitions
+from churnops.monitoring.partitions import PREDICTIONS
 
-PREDICTIONS = "predictions"
 FEEDBACK = "feedback"
 SCORE_COLUMN = "churn_probability"
 # The served answer (`positive_label` / `negative_label`) is stored as `churn`; a read window
@@ -239,11 +241,34 @@ def ensure_tables(engine: Engine, contract: Contract) -> None:
         if contract.fingerprint in _ready.get(engine, ()):
             return
         try:
-            schema.metadata.create_all(engine)
+            _create_tables(engine, schema)
         except SQLAlchemyError:  # another process created them meanwhile; a down store raises
-            schema.metadata.create_all(engine)
+            _create_tables(engine, schema)
         _check_columns(engine, schema)
         _ready.setdefault(engine, set()).add(contract.fingerprint)
+
+
+def _create_tables(engine: Engine, schema: StoreSchema) -> None:
+    """PostgreSQL partitions the predictions by day (`partitions`); a plain table made before
+    that is left as it is until maintenance migrates it. Other stores keep one table."""
+    if engine.dialect.name != "postgresql":
+        schema.metadata.create_all(engine)
+        return
+    schema.metadata.create_all(engine, tables=[schema.feedback])
+    with engine.begin() as connection:
+        partitions.lock(connection)
+        if partitions.table_kind(connection) is None:
+            partitions.create_partitioned(connection, schema.predictions, _today())
+        elif partitions.table_kind(connection) == "p":
+            today = _today()
+            partitions.ensure_days(connection, today, today + _AHEAD)
+
+
+_AHEAD = timedelta(days=partitions.PARTITIONS_AHEAD)
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
 
 
 def _check_columns(engine: Engine, schema: StoreSchema) -> None:
@@ -289,7 +314,9 @@ def write_prediction_rows(
 def _insert_once(engine: Engine, predictions: Table) -> Any:
     """An INSERT that skips request ids already stored (PostgreSQL's ON CONFLICT DO NOTHING)."""
     if engine.dialect.name == "postgresql":
-        return postgresql.insert(predictions).on_conflict_do_nothing(index_elements=["request_id"])
+        # No conflict target: the key is request_id on a plain table, (request_id, ts) on a
+        # partitioned one; a re-shipped row conflicts on either.
+        return postgresql.insert(predictions).on_conflict_do_nothing()
     if engine.dialect.name == "sqlite":
         return insert(predictions).prefix_with("OR IGNORE")
     return insert(predictions)
