@@ -5,7 +5,15 @@ import os
 import dagster as dg
 
 from churnops.settings import ENV_PREFIX, Settings
-from orchestration.assets import deployment, features, ingest, monitoring, scoring, training
+from orchestration.assets import (
+    deployment,
+    features,
+    ingest,
+    monitoring,
+    prediction_log,
+    scoring,
+    training,
+)
 from orchestration.assets.checks import CLEAN_CUSTOMER_CHECKS
 from orchestration.executors import select_executor
 from orchestration.jobs import retrain_on_drift, score_customers, train_and_promote
@@ -16,6 +24,7 @@ from orchestration.resources import (
     GatePolicy,
     MlflowRegistryResource,
     MonitorPolicy,
+    PredictionLogPolicy,
     PredictionStore,
     ScoringTarget,
     TrainingPolicy,
@@ -44,6 +53,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             synthetic_rows=settings.synthetic_rows,
             seed=settings.seed,
             prediction_store=store if settings.retrain_with_production_labels else None,
+            window_days=settings.retrain_window_days,
         ),
         "model_registry": MlflowRegistryResource(
             tracking_uri=env_backed("mlflow_tracking_uri", settings.tracking_uri),
@@ -78,6 +88,10 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             explain=settings.scoring_explain,
         ),
         "prediction_store": store,
+        "prediction_log_policy": PredictionLogPolicy(
+            output=settings.prediction_exports_location,
+            retention_days=settings.prediction_retention_days,
+        ),
         "monitor_policy": MonitorPolicy(
             min_rows=settings.monitor_min_rows,
             psi=settings.drift_psi,
@@ -95,11 +109,20 @@ settings = Settings()
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(
-        [ingest, features, training, deployment, monitoring, scoring]
+        [ingest, features, training, deployment, monitoring, scoring, prediction_log]
     ),
     asset_checks=CLEAN_CUSTOMER_CHECKS,
-    jobs=[train_and_promote, retrain_on_drift, score_customers],
-    schedules=[weekly_retrain, build_scoring_schedule(settings.scoring_cron)],
+    jobs=[
+        train_and_promote,
+        retrain_on_drift,
+        score_customers,
+        prediction_log.export_prediction_log,
+    ],
+    schedules=[
+        weekly_retrain,
+        build_scoring_schedule(settings.scoring_cron),
+        prediction_log.daily_prediction_export,
+    ],
     sensors=[
         build_drift_sensor(retrain_on_drift, settings.monitor_interval_seconds),
         build_scoring_sensor(score_customers, settings.monitor_interval_seconds),

@@ -542,10 +542,13 @@ def _labels_by_customer(engine: Engine, schema: StoreSchema) -> pd.Series:
     return frame.groupby(id_name)[target].last()
 
 
-def labelled_records(engine: Engine, contract: Contract) -> pd.DataFrame:
-    """Production predictions whose ground truth arrived, as raw contract records (the file
-    columns `contract.required_columns()`; booleans 0/1, the label canonical)."""
-    frame = read_predictions(engine, contract=contract)
+def labelled_records(
+    engine: Engine, contract: Contract, since_ts: float | None = None
+) -> pd.DataFrame:
+    """Production predictions after `since_ts` whose ground truth arrived, as raw contract
+    records (the file columns `contract.required_columns()`; booleans 0/1, the label
+    canonical). The bound keeps a retraining's read to recent partitions, not the history."""
+    frame = read_predictions(engine, since_ts, contract=contract)
     frame = frame[frame[contract.target.name].notna()].copy()
     if contract.id_column is not None:
         frame[contract.id_column] = frame[contract.id_column].fillna(frame["request_id"])

@@ -60,6 +60,9 @@ FROM_SETTINGS = {
     ("scoring_target", "path"): "scoring_path",
     ("scoring_target", "output"): "scores_location",
     ("scoring_target", "explain"): "scoring_explain",
+    ("customer_source", "window_days"): "retrain_window_days",
+    ("prediction_log_policy", "output"): "prediction_exports_location",
+    ("prediction_log_policy", "retention_days"): "prediction_retention_days",
 }
 # The customer source reads the prediction store only when this setting says so.
 NESTED = {("customer_source", "prediction_store"): "retrain_with_production_labels"}
@@ -106,6 +109,9 @@ NON_DEFAULT = {
     "scoring_path": "/data/base.parquet",
     "scoring_output": "s3://bucket/scores",
     "scoring_explain": False,
+    "retrain_window_days": 30.0,
+    "prediction_retention_days": 60,
+    "prediction_export_output": "s3://bucket/predictions",
 }
 # URLs carrying a password the Dagster UI must not show.
 POSTGRES_URL = "postgresql+psycopg2://churnops:s3cret@db:5432/predictions"
