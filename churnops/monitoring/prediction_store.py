@@ -403,17 +403,20 @@ def read_predictions(
     until_ts: float | None = None,
     *,
     contract: Contract,
+    labelled_only: bool = False,
 ) -> pd.DataFrame:
     """Predictions with since_ts < ts <= until_ts (unbounded when None), oldest first, each with
     its label if one came (the target column: the canonical label, or missing) and the served
     answer as `PREDICTED_COLUMN`. Categorical fields come back as pandas categoricals, booleans
-    as 0.0/1.0 like cleaned data."""
+    as 0.0/1.0 like cleaned data. `labelled_only` leaves out, in the query, predictions no
+    label names (by request or customer id)."""
     ensure_tables(engine, contract)
     schema = store_schema(contract)
+    window = (since_ts, until_ts, labelled_only)
     with engine.connect() as connection:
-        frame = _read_packed(connection, schema, since_ts, until_ts)
+        frame = _read_packed(connection, schema, *window)
         if frame is None:  # a value outside the contract: read every field as stored
-            query = _window_query(schema, list(schema.predictions.columns), since_ts, until_ts)
+            query = _window_query(schema, list(schema.predictions.columns), *window)
             frame = _fetch_frame(connection, query)
     for feature in contract.features:
         if feature.kind == "categorical" and not isinstance(
@@ -431,7 +434,11 @@ def read_predictions(
 
 
 def _window_query(
-    schema: StoreSchema, columns: list[Any], since_ts: float | None, until_ts: float | None
+    schema: StoreSchema,
+    columns: list[Any],
+    since_ts: float | None,
+    until_ts: float | None,
+    labelled_only: bool = False,
 ) -> Select:
     predictions, feedback = schema.predictions, schema.feedback
     # The latest label per request: a label sent twice counts once.
@@ -457,6 +464,13 @@ def _window_query(
         query = query.where(predictions.c.ts > since_ts)
     if until_ts is not None:
         query = query.where(predictions.c.ts <= until_ts)
+    if labelled_only:
+        id_column = feedback.c[schema.contract.id_name]
+        customers = select(id_column).where(id_column.is_not(None))
+        query = query.where(
+            labels.c[_LABEL_BY_REQUEST].is_not(None)
+            | predictions.c[schema.contract.id_name].in_(customers)
+        )
     return query
 
 
@@ -513,13 +527,18 @@ def unpack_categories(
 
 
 def _read_packed(
-    connection: Connection, schema: StoreSchema, since_ts: float | None, until_ts: float | None
+    connection: Connection,
+    schema: StoreSchema,
+    since_ts: float | None,
+    until_ts: float | None,
+    labelled_only: bool,
 ) -> pd.DataFrame | None:
     if not schema.packed_features:
         return None
     packed_names = {feature.name for feature in schema.packed_features}
     plain = [c for c in schema.predictions.columns if c.name not in packed_names]
-    query = _window_query(schema, [*plain, _packed_categories(schema)], since_ts, until_ts)
+    columns = [*plain, _packed_categories(schema)]
+    query = _window_query(schema, columns, since_ts, until_ts, labelled_only)
     frame = _fetch_frame(connection, query)
     fields = unpack_categories(frame.pop(PACKED).to_numpy(dtype=np.int64), schema.packed_features)
     if fields is None:
@@ -548,7 +567,7 @@ def labelled_records(
     """Production predictions after `since_ts` whose ground truth arrived, as raw contract
     records (the file columns `contract.required_columns()`; booleans 0/1, the label
     canonical). The bound keeps a retraining's read to recent partitions, not the history."""
-    frame = read_predictions(engine, since_ts, contract=contract)
+    frame = read_predictions(engine, since_ts, contract=contract, labelled_only=True)
     frame = frame[frame[contract.target.name].notna()].copy()
     if contract.id_column is not None:
         frame[contract.id_column] = frame[contract.id_column].fillna(frame["request_id"])
