@@ -27,7 +27,7 @@ from churnops.monitoring.prediction_store import (
 )
 from churnops.monitoring.window_counts import LABEL, labelled_select
 
-CHUNK_ROWS = 200_000
+CHUNK_ROWS = 50_000  # rows in memory at once (Python objects until Arrow takes them)
 
 
 def day_location(output: str, day: dt.date) -> str:
