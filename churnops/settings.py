@@ -204,6 +204,23 @@ class Settings(BaseSettings):
     retrain_with_production_labels: bool = Field(
         True, description="Add labelled production predictions to the training data."
     )
+    retrain_window_days: float = Field(
+        90.0,
+        ge=0,
+        description="Retraining reads the labelled predictions of this many recent days "
+        "(0 reads the whole history).",
+    )
+    prediction_retention_days: int = Field(
+        0,
+        ge=0,
+        description="PostgreSQL store: day partitions older than this are dropped by the daily "
+        "export job (0 keeps every day).",
+    )
+    prediction_export_output: str | None = Field(
+        None,
+        description="Folder or object-store URL the daily Parquet exports of the prediction "
+        "log go to; default `prediction_exports` in HOME.",
+    )
     monitor_interval_seconds: int = Field(
         30, description="How often the drift sensor evaluates new traffic."
     )
@@ -357,6 +374,10 @@ class Settings(BaseSettings):
     @property
     def journal_dir(self) -> Path:
         return self.prediction_journal or self.state_dir / "journal"
+
+    @property
+    def prediction_exports_location(self) -> str:
+        return self.prediction_export_output or str(self.state_dir / "prediction_exports")
 
     @property
     def scores_location(self) -> str:

@@ -6,7 +6,15 @@ import dagster as dg
 
 from churnops.settings import ENV_PREFIX, Settings
 from orchestration.approval import approve_challenger
-from orchestration.assets import deployment, features, ingest, monitoring, scoring, training
+from orchestration.assets import (
+    deployment,
+    features,
+    ingest,
+    monitoring,
+    prediction_log,
+    scoring,
+    training,
+)
 from orchestration.assets.checks import CLEAN_CUSTOMER_CHECKS
 from orchestration.executors import select_executor
 from orchestration.guard import build_guard_sensor, revert_champion
@@ -20,6 +28,7 @@ from orchestration.resources import (
     GatePolicy,
     MlflowRegistryResource,
     MonitorPolicy,
+    PredictionLogPolicy,
     PredictionStore,
     ScoringTarget,
     ServingEndpoint,
@@ -51,6 +60,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             synthetic_rows=settings.synthetic_rows,
             seed=settings.seed,
             prediction_store=store if settings.retrain_with_production_labels else None,
+            window_days=settings.retrain_window_days,
         ),
         "model_registry": MlflowRegistryResource(
             tracking_uri=env_backed("mlflow_tracking_uri", settings.tracking_uri),
@@ -86,6 +96,10 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             explain=settings.scoring_explain,
         ),
         "prediction_store": store,
+        "prediction_log_policy": PredictionLogPolicy(
+            output=settings.prediction_exports_location,
+            retention_days=settings.prediction_retention_days,
+        ),
         "monitor_policy": MonitorPolicy(
             min_rows=settings.monitor_min_rows,
             psi=settings.drift_psi,
@@ -109,7 +123,7 @@ settings = Settings()
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(
-        [ingest, features, training, deployment, monitoring, scoring]
+        [ingest, features, training, deployment, monitoring, scoring, prediction_log]
     ),
     asset_checks=CLEAN_CUSTOMER_CHECKS,
     jobs=[
@@ -118,8 +132,13 @@ defs = dg.Definitions(
         score_customers,
         approve_challenger,
         revert_champion,
+        prediction_log.export_prediction_log,
     ],
-    schedules=[weekly_retrain, build_scoring_schedule(settings.scoring_cron)],
+    schedules=[
+        weekly_retrain,
+        build_scoring_schedule(settings.scoring_cron),
+        prediction_log.daily_prediction_export,
+    ],
     sensors=[
         build_drift_sensor(retrain_on_drift, settings.monitor_interval_seconds),
         build_scoring_sensor(score_customers, settings.monitor_interval_seconds),

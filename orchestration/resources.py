@@ -1,6 +1,7 @@
 """External systems behind Dagster resources: the data contract, the customer data source, the
 prediction store and the model registry."""
 
+import time
 from abc import abstractmethod
 
 import dagster as dg
@@ -63,6 +64,14 @@ class PredictionStore(dg.ConfigurableResource):
         return prediction_store.connect(self.url)
 
 
+class PredictionLogPolicy(dg.ConfigurableResource):
+    """Where each day of the prediction log is exported and how long the store keeps it
+    (CHURNOPS_PREDICTION_EXPORT_OUTPUT, CHURNOPS_PREDICTION_RETENTION_DAYS)."""
+
+    output: str = Field(description="Folder or object-store URL of the daily Parquet files.")
+    retention_days: int = Field(ge=0, description="Days the store keeps; 0 keeps every day.")
+
+
 class CustomerSource(dg.ConfigurableResource):
     """A user's CSV/Parquet file in the contract's schema, or the seeded synthetic generator
     (the Telco demo), plus production predictions whose labels have arrived (so retraining
@@ -73,6 +82,9 @@ class CustomerSource(dg.ConfigurableResource):
     seed: int = Field(description="Generator seed.")
     prediction_store: PredictionStore | None = Field(
         description="Store of labelled production predictions; None trains on the base data only."
+    )
+    window_days: float = Field(
+        ge=0, description="Recent days of labelled predictions to read; 0 reads them all."
     )
     # Launchpad-only demo knobs, not settings: their default is the generator's reference
     # population, so a normal run never shifts anything.
@@ -114,7 +126,10 @@ class CustomerSource(dg.ConfigurableResource):
     def production_records(self, contract: Contract) -> pd.DataFrame:
         if self.prediction_store is None:
             return pd.DataFrame()
-        return prediction_store.labelled_records(self.prediction_store.engine(), contract)
+        since = time.time() - self.window_days * 86_400 if self.window_days else None
+        return prediction_store.labelled_records(
+            self.prediction_store.engine(), contract, since_ts=since
+        )
 
 
 class ModelRegistryResource(dg.ConfigurableResource):

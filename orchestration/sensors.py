@@ -1,14 +1,25 @@
 """The drift sensor: evaluates new traffic and requests retraining once per triggering window."""
 
-from dataclasses import dataclass
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
 
 from churnops.contract import Contract
-from churnops.monitoring import prediction_store as store
-from churnops.monitoring.drift import DriftThresholds, build_report, decide_retrain
+from churnops.monitoring.binned import (
+    BinnedReference,
+    Counts,
+    add_counts,
+    binned_reference,
+    binned_report,
+    counted_rows,
+    quality_from_bins,
+)
+from churnops.monitoring.drift import DriftThresholds, decide_retrain
+from churnops.monitoring.window_counts import count_window, last_logged, quality_bins
 from orchestration.resources import (
     DataContractResource,
     ModelRegistryResource,
@@ -26,34 +37,90 @@ IN_PROGRESS = [
 
 
 @dataclass(frozen=True)
+class WindowState:
+    """The sensor's cursor: the window under way (since_ts < ts <= scanned_ts), counted into
+    the bins of `champion`'s reference. A tick counts only the rows after `scanned_ts`, so a
+    window filling slowly is never re-read, and the daemon holds O(bins), never rows."""
+
+    since_ts: float = 0.0
+    scanned_ts: float = 0.0
+    champion: str | None = None
+    counts: dict[str, Counts] = field(default_factory=dict)
+
+    @classmethod
+    def from_cursor(cls, cursor: str | None) -> "WindowState":
+        if not cursor:
+            return cls()
+        if not cursor.lstrip().startswith("{"):  # the older cursor: the last window's end
+            return cls(float(cursor), float(cursor))
+        state = json.loads(cursor)
+        return cls(state["since"], state["scanned"], state["champion"], state["counts"])
+
+    def to_cursor(self) -> str:
+        state = {
+            "since": self.since_ts,
+            "scanned": self.scanned_ts,
+            "champion": self.champion,
+            "counts": self.counts,
+        }
+        return json.dumps(state, separators=(",", ":"))
+
+    @property
+    def rows(self) -> int:
+        return counted_rows(self.counts)
+
+    def skip_to(self, ts: float) -> "WindowState":
+        """An empty window starting at `ts`: nothing before it is monitored."""
+        return WindowState(ts, ts, self.champion)
+
+    def with_new(self, champion: str, until_ts: float, new: dict[str, Counts]) -> "WindowState":
+        counts = {name: dict(bins) for name, bins in self.counts.items()}
+        add_counts(counts, new)
+        return WindowState(self.since_ts, until_ts, champion, counts)
+
+
+@dataclass(frozen=True)
 class WindowOutcome:
     retrain: bool
     reason: str
-    cursor: float | None  # new cursor, or None to keep accumulating rows
+    state: WindowState  # the cursor after this tick
+    window: tuple[float, float] | None = None  # the judged window, when one was judged
 
 
 def assess_window(
-    window: pd.DataFrame,
-    reference: pd.DataFrame | None,
-    champion_version: str | None,
+    state: WindowState,
+    reference: BinnedReference,
+    quality: Callable[[], dict[str, dict[str, float]]],
     thresholds: DriftThresholds,
-    contract: Contract,
 ) -> WindowOutcome:
-    """Pure sensor decision over the predictions logged since the cursor."""
-    if champion_version is None:
-        return WindowOutcome(False, "no champion to monitor yet", None)
-    if len(window) < thresholds.min_rows:
+    """Pure sensor decision over a window's counts; `quality` is asked for live quality only
+    when the window is full."""
+    if state.rows < thresholds.min_rows:
         return WindowOutcome(
             False,
-            f"{len(window)} new predictions; waiting for {thresholds.min_rows} to fill a window",
-            None,
+            f"{state.rows} new predictions; waiting for {thresholds.min_rows} to fill a window",
+            state,
         )
-    if reference is None:
-        return WindowOutcome(False, f"champion v{champion_version} has no training reference", None)
-    report = build_report(reference, window, thresholds, contract=contract)
+    report = binned_report(reference, state.counts, thresholds, quality())
     decision = decide_retrain(report, thresholds)
-    reason = f"vs champion v{champion_version}: {decision.reason}"
-    return WindowOutcome(decision.retrain, reason, float(window["ts"].max()))
+    reason = f"vs champion v{state.champion}: {decision.reason}"
+    window = (state.since_ts, state.scanned_ts)
+    return WindowOutcome(decision.retrain, reason, state.skip_to(state.scanned_ts), window)
+
+
+# A champion's binned reference, by training run id: the sensor bins every tick, and the
+# reference (an MLflow artifact) does not change for a run.
+_REFERENCES: dict[str, BinnedReference] = {}
+_MAX_REFERENCES = 4
+
+
+def cached_reference(run_id: str, load: Callable[[], pd.DataFrame], contract: Contract):
+    key = f"{run_id}/{contract.fingerprint}"
+    if key not in _REFERENCES:
+        if len(_REFERENCES) >= _MAX_REFERENCES:
+            _REFERENCES.pop(next(iter(_REFERENCES)))
+        _REFERENCES[key] = binned_reference(load(), contract)
+    return _REFERENCES[key]
 
 
 @dataclass(frozen=True)
@@ -115,9 +182,7 @@ def build_drift_sensor(job, interval_seconds: int) -> dg.SensorDefinition:
         )
         if waiting is not None:
             return dg.SkipReason(waiting)
-        since = float(context.cursor or 0.0)
         data_contract = contract.load()
-        window = store.read_predictions(prediction_store.engine(), since, contract=data_contract)
         registry = model_registry.open()
         champion = registry.champion()
         mismatch = (
@@ -127,24 +192,46 @@ def build_drift_sensor(job, interval_seconds: int) -> dg.SensorDefinition:
         )
         if mismatch is not None:  # serving refuses it too: its traffic is not this contract's
             return dg.SkipReason(f"not monitoring: {mismatch}")
-        reference = None
-        if champion is not None and champion.run_id and len(window) >= monitor_policy.min_rows:
-            reference = registry.load_reference(champion.run_id)
-        outcome = assess_window(
-            window,
-            reference,
-            champion.version if champion else None,
-            monitor_policy.thresholds(),
-            data_contract,
+        engine = prediction_store.engine()
+        state = WindowState.from_cursor(context.cursor)
+        latest = last_logged(engine, data_contract, state.scanned_ts)
+        if champion is None or champion.run_id is None:
+            why = (
+                "no champion to monitor yet"
+                if champion is None
+                else (f"champion v{champion.version} has no training reference")
+            )
+            if latest is not None:  # traffic no champion can judge is passed over, not held
+                context.update_cursor(state.skip_to(latest).to_cursor())
+                why += f"; predictions up to {latest:.6f} are not monitored"
+            return dg.SkipReason(why)
+        reference = cached_reference(
+            champion.run_id, lambda: registry.load_reference(champion.run_id), data_contract
         )
-        if outcome.cursor is not None:
-            context.update_cursor(str(outcome.cursor))
-        if not outcome.retrain:
+        if state.champion != champion.version:  # new bins: count the window again in them
+            state = WindowState(state.since_ts, state.since_ts, champion.version)
+            latest = last_logged(engine, data_contract, state.since_ts)
+        if latest is not None:
+            new = count_window(engine, data_contract, reference.fields, state.scanned_ts, latest)
+            state = state.with_new(champion.version, latest, new)
+        outcome = assess_window(
+            state,
+            reference,
+            lambda: quality_from_bins(
+                quality_bins(engine, data_contract, state.since_ts, state.scanned_ts),
+                monitor_policy.min_labels,
+                data_contract,
+            ),
+            monitor_policy.thresholds(),
+        )
+        context.update_cursor(outcome.state.to_cursor())
+        if not outcome.retrain or outcome.window is None:
             return dg.SkipReason(outcome.reason + stale)
+        since, until = outcome.window
         return dg.RunRequest(
-            run_key=f"drift-window-{since:.6f}-{outcome.cursor:.6f}",
+            run_key=f"drift-window-{since:.6f}-{until:.6f}",
             run_config={
-                "ops": {"drift_report": {"config": {"since_ts": since, "until_ts": outcome.cursor}}}
+                "ops": {"drift_report": {"config": {"since_ts": since, "until_ts": until}}}
             },
             tags={
                 "churnops/trigger": "drift_sensor",

@@ -133,14 +133,19 @@ def categorical_drift(
     ref_counts = _counts(reference, categories)
     cur_counts = _counts(current, categories)
     index = psi(ref_counts / max(ref_counts.sum(), 1), cur_counts / max(cur_counts.sum(), 1))
+    statistic, p_value = chi_square(ref_counts, cur_counts)
+    drifted = index >= t.psi and p_value < t.p_value
+    return FeatureDrift(name, "chi2", float(statistic), float(p_value), index, bool(drifted))
+
+
+def chi_square(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[float, float]:
+    """Chi-square test of two count vectors over the same categories (empty ones dropped)."""
     seen = (ref_counts + cur_counts) > 0
     table = np.vstack([ref_counts[seen], cur_counts[seen]])
     if table.shape[1] < 2:
-        statistic, p_value = 0.0, 1.0
-    else:
-        statistic, p_value = stats.chi2_contingency(table)[:2]
-    drifted = index >= t.psi and p_value < t.p_value
-    return FeatureDrift(name, "chi2", float(statistic), float(p_value), index, bool(drifted))
+        return 0.0, 1.0
+    statistic, p_value = stats.chi2_contingency(table)[:2]
+    return float(statistic), float(p_value)
 
 
 def _counts(values: pd.Series, categories: Sequence[object]) -> np.ndarray:

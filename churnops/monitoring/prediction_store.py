@@ -13,6 +13,7 @@ import time
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import Select
 
 from churnops.contract import Contract, Feature
+from churnops.monitoring import partitions
+from churnops.monitoring.partitions import PREDICTIONS
 
-PREDICTIONS = "predictions"
 FEEDBACK = "feedback"
 SCORE_COLUMN = "churn_probability"
 # The served answer (`positive_label` / `negative_label`) is stored as `churn`; a read window
@@ -239,11 +241,34 @@ def ensure_tables(engine: Engine, contract: Contract) -> None:
         if contract.fingerprint in _ready.get(engine, ()):
             return
         try:
-            schema.metadata.create_all(engine)
+            _create_tables(engine, schema)
         except SQLAlchemyError:  # another process created them meanwhile; a down store raises
-            schema.metadata.create_all(engine)
+            _create_tables(engine, schema)
         _check_columns(engine, schema)
         _ready.setdefault(engine, set()).add(contract.fingerprint)
+
+
+def _create_tables(engine: Engine, schema: StoreSchema) -> None:
+    """PostgreSQL partitions the predictions by day (`partitions`); a plain table made before
+    that is left as it is until maintenance migrates it. Other stores keep one table."""
+    if engine.dialect.name != "postgresql":
+        schema.metadata.create_all(engine)
+        return
+    schema.metadata.create_all(engine, tables=[schema.feedback])
+    with engine.begin() as connection:
+        partitions.lock(connection)
+        if partitions.table_kind(connection) is None:
+            partitions.create_partitioned(connection, schema.predictions, _today())
+        elif partitions.table_kind(connection) == "p":
+            today = _today()
+            partitions.ensure_days(connection, today, today + _AHEAD)
+
+
+_AHEAD = timedelta(days=partitions.PARTITIONS_AHEAD)
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
 
 
 def _check_columns(engine: Engine, schema: StoreSchema) -> None:
@@ -289,7 +314,9 @@ def write_prediction_rows(
 def _insert_once(engine: Engine, predictions: Table) -> Any:
     """An INSERT that skips request ids already stored (PostgreSQL's ON CONFLICT DO NOTHING)."""
     if engine.dialect.name == "postgresql":
-        return postgresql.insert(predictions).on_conflict_do_nothing(index_elements=["request_id"])
+        # No conflict target: the key is request_id on a plain table, (request_id, ts) on a
+        # partitioned one; a re-shipped row conflicts on either.
+        return postgresql.insert(predictions).on_conflict_do_nothing()
     if engine.dialect.name == "sqlite":
         return insert(predictions).prefix_with("OR IGNORE")
     return insert(predictions)
@@ -376,17 +403,20 @@ def read_predictions(
     until_ts: float | None = None,
     *,
     contract: Contract,
+    labelled_only: bool = False,
 ) -> pd.DataFrame:
     """Predictions with since_ts < ts <= until_ts (unbounded when None), oldest first, each with
     its label if one came (the target column: the canonical label, or missing) and the served
     answer as `PREDICTED_COLUMN`. Categorical fields come back as pandas categoricals, booleans
-    as 0.0/1.0 like cleaned data."""
+    as 0.0/1.0 like cleaned data. `labelled_only` leaves out, in the query, predictions no
+    label names (by request or customer id)."""
     ensure_tables(engine, contract)
     schema = store_schema(contract)
+    window = (since_ts, until_ts, labelled_only)
     with engine.connect() as connection:
-        frame = _read_packed(connection, schema, since_ts, until_ts)
+        frame = _read_packed(connection, schema, *window)
         if frame is None:  # a value outside the contract: read every field as stored
-            query = _window_query(schema, list(schema.predictions.columns), since_ts, until_ts)
+            query = _window_query(schema, list(schema.predictions.columns), *window)
             frame = _fetch_frame(connection, query)
     for feature in contract.features:
         if feature.kind == "categorical" and not isinstance(
@@ -404,7 +434,11 @@ def read_predictions(
 
 
 def _window_query(
-    schema: StoreSchema, columns: list[Any], since_ts: float | None, until_ts: float | None
+    schema: StoreSchema,
+    columns: list[Any],
+    since_ts: float | None,
+    until_ts: float | None,
+    labelled_only: bool = False,
 ) -> Select:
     predictions, feedback = schema.predictions, schema.feedback
     # The latest label per request: a label sent twice counts once.
@@ -430,6 +464,13 @@ def _window_query(
         query = query.where(predictions.c.ts > since_ts)
     if until_ts is not None:
         query = query.where(predictions.c.ts <= until_ts)
+    if labelled_only:
+        id_column = feedback.c[schema.contract.id_name]
+        customers = select(id_column).where(id_column.is_not(None))
+        query = query.where(
+            labels.c[_LABEL_BY_REQUEST].is_not(None)
+            | predictions.c[schema.contract.id_name].in_(customers)
+        )
     return query
 
 
@@ -486,13 +527,18 @@ def unpack_categories(
 
 
 def _read_packed(
-    connection: Connection, schema: StoreSchema, since_ts: float | None, until_ts: float | None
+    connection: Connection,
+    schema: StoreSchema,
+    since_ts: float | None,
+    until_ts: float | None,
+    labelled_only: bool,
 ) -> pd.DataFrame | None:
     if not schema.packed_features:
         return None
     packed_names = {feature.name for feature in schema.packed_features}
     plain = [c for c in schema.predictions.columns if c.name not in packed_names]
-    query = _window_query(schema, [*plain, _packed_categories(schema)], since_ts, until_ts)
+    columns = [*plain, _packed_categories(schema)]
+    query = _window_query(schema, columns, since_ts, until_ts, labelled_only)
     frame = _fetch_frame(connection, query)
     fields = unpack_categories(frame.pop(PACKED).to_numpy(dtype=np.int64), schema.packed_features)
     if fields is None:
@@ -515,10 +561,13 @@ def _labels_by_customer(engine: Engine, schema: StoreSchema) -> pd.Series:
     return frame.groupby(id_name)[target].last()
 
 
-def labelled_records(engine: Engine, contract: Contract) -> pd.DataFrame:
-    """Production predictions whose ground truth arrived, as raw contract records (the file
-    columns `contract.required_columns()`; booleans 0/1, the label canonical)."""
-    frame = read_predictions(engine, contract=contract)
+def labelled_records(
+    engine: Engine, contract: Contract, since_ts: float | None = None
+) -> pd.DataFrame:
+    """Production predictions after `since_ts` whose ground truth arrived, as raw contract
+    records (the file columns `contract.required_columns()`; booleans 0/1, the label
+    canonical). The bound keeps a retraining's read to recent partitions, not the history."""
+    frame = read_predictions(engine, since_ts, contract=contract, labelled_only=True)
     frame = frame[frame[contract.target.name].notna()].copy()
     if contract.id_column is not None:
         frame[contract.id_column] = frame[contract.id_column].fillna(frame["request_id"])

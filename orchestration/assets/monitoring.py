@@ -6,8 +6,14 @@ import dagster as dg
 import matplotlib.pyplot as plt
 from pydantic import Field
 
-from churnops.monitoring import prediction_store as store
-from churnops.monitoring.drift import DriftReport, build_report, decide_retrain
+from churnops.monitoring.binned import (
+    binned_reference,
+    binned_report,
+    counted_rows,
+    quality_from_bins,
+)
+from churnops.monitoring.drift import DriftReport, decide_retrain
+from churnops.monitoring.window_counts import count_window, quality_bins
 from orchestration.metadata import figure_markdown, platform_asset
 from orchestration.plots import drift_figure
 from orchestration.resources import (
@@ -52,16 +58,11 @@ def drift_report(
     contract: DataContractResource,
 ) -> dg.MaterializeResult:
     """Per-feature PSI + KS/chi-square (the contract's features), score drift and live
-    AUC/Brier by model version."""
+    AUC/Brier by model version, from the window's bin counts (the store aggregates; no row
+    reaches this process)."""
     data_contract = contract.load()
     until = config.until_ts or time.time()
-    window = store.read_predictions(
-        prediction_store.engine(), config.since_ts, until, contract=data_contract
-    )
-    if window.empty:
-        raise dg.Failure(
-            f"no predictions between {config.since_ts} and {until}", allow_retries=False
-        )
+    engine = prediction_store.engine()
     registry = model_registry.open()
     champion = registry.champion()
     if champion is None or champion.run_id is None:
@@ -70,8 +71,18 @@ def drift_report(
     if mismatch is not None:
         raise dg.Failure(f"cannot report drift: {mismatch}", allow_retries=False)
     thresholds = monitor_policy.thresholds()
-    reference = registry.load_reference(champion.run_id)
-    report = build_report(reference, window, thresholds, contract=data_contract)
+    reference = binned_reference(registry.load_reference(champion.run_id), data_contract)
+    counts = count_window(engine, data_contract, reference.fields, config.since_ts, until)
+    if not counted_rows(counts):
+        raise dg.Failure(
+            f"no predictions between {config.since_ts} and {until}", allow_retries=False
+        )
+    quality = quality_from_bins(
+        quality_bins(engine, data_contract, config.since_ts, until),
+        thresholds.min_labels,
+        data_contract,
+    )
+    report = binned_report(reference, counts, thresholds, quality)
     decision = decide_retrain(report, thresholds)
     figure = drift_figure(report)
     try:

@@ -6,16 +6,11 @@ back and the write errors, and every answered prediction is in the store exactly
 from __future__ import annotations
 
 import collections
-import os
 import random
 import secrets
-import shutil
 import signal
-import subprocess
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -26,85 +21,18 @@ import sqlalchemy
 
 from churnops.contract import telco_contract
 from churnops.monitoring import prediction_store
-from tests.conftest import BentoServer, free_port, start_bento, wait_ready
+from tests.conftest import BentoServer, start_bento, wait_ready
 from tests.integration.conftest import SERVED_MODEL
+from tests.postgres import Postgres, needs_postgres, postgres, wait_for
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("initdb") is None, reason="needs PostgreSQL server binaries"),
-]
+__all__ = ["postgres"]  # the fixture
+
+pytestmark = [pytest.mark.integration, needs_postgres]
 
 TELCO = telco_contract()
 example_record = TELCO.example_record
 
 MODEL = SERVED_MODEL
-
-
-class Postgres:
-    """A throwaway PostgreSQL server (trust auth on 127.0.0.1) that can be stopped and
-    restarted on the same port and data directory."""
-
-    def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="churnops-pg-"))
-        self.port = free_port()
-        self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/postgres"
-        self.proc: subprocess.Popen | None = None
-        self._as_postgres: list[str] = []
-        if os.geteuid() == 0:  # the server refuses to run as root
-            shutil.chown(self.dir, "postgres")
-            self._as_postgres = ["runuser", "-u", "postgres", "--"]
-        self._run("initdb", "-D", str(self.dir / "data"), "-U", "postgres", "--auth=trust")
-
-    def _run(self, *command: str) -> None:
-        subprocess.run(  # noqa: S603 - fixed PostgreSQL tools, no shell
-            [*self._as_postgres, *command], check=True, capture_output=True
-        )
-
-    def start(self) -> None:
-        command = [
-            *self._as_postgres,
-            *("postgres", "-D", str(self.dir / "data"), "-p", str(self.port)),
-            *("-h", "127.0.0.1", "-k", str(self.dir), "-c", "fsync=off"),
-        ]
-        with (self.dir / "postgres.log").open("ab") as log:
-            self.proc = subprocess.Popen(  # noqa: S603
-                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        engine = sqlalchemy.create_engine(self.url)
-        _wait_for(lambda: _connects(engine), 60, "postgres never accepted connections")
-        engine.dispose()
-
-    def stop(self) -> None:
-        """Fast shutdown: open connections are cut, as in a real outage."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGINT)
-            self.proc.wait(timeout=60)
-
-    def remove(self) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def _connects(engine: sqlalchemy.Engine) -> bool:
-    try:
-        with engine.connect():
-            return True
-    except sqlalchemy.exc.OperationalError:
-        return False
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float, message: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, message
-        time.sleep(0.5)
-
-
-@pytest.fixture
-def postgres() -> Iterator[Postgres]:
-    server = Postgres()
-    yield server
-    server.remove()
 
 
 def _predict(server: BentoServer, requests: int) -> list[int]:
@@ -141,7 +69,7 @@ def test_store_outages_neither_fail_requests_nor_lose_rows(
         assert httpx.post(f"{server.url}/feedback", json=feedback).status_code == 503
 
         postgres.start()
-        _wait_for(lambda: _log_stats(server)["pending"] == 0, 60, "buffered rows never written")
+        wait_for(lambda: _log_stats(server)["pending"] == 0, 60, "buffered rows never written")
         assert set(_predict(server, 150)) == {200}
 
         postgres.stop()  # outage while serving
@@ -151,7 +79,7 @@ def test_store_outages_neither_fail_requests_nor_lose_rows(
         assert stats["pending"] > 0 and stats["refused"] == 0 and stats["journal"]["bytes"] > 0
 
         postgres.start()
-        _wait_for(lambda: _log_stats(server)["pending"] == 0, 60, "buffered rows never written")
+        wait_for(lambda: _log_stats(server)["pending"] == 0, 60, "buffered rows never written")
         stats = _log_stats(server)
     finally:
         server.stop()
@@ -230,7 +158,7 @@ def _kill_a_worker(server: BentoServer) -> None:
     assert victims, "no Bento worker process found"
     victims[0].send_signal(signal.SIGKILL)
     victims[0].wait(timeout=30)
-    _wait_for(lambda: _ready(server), 120, "no worker came back after the SIGKILL")
+    wait_for(lambda: _ready(server), 120, "no worker came back after the SIGKILL")
 
 
 def _ready(server: BentoServer) -> bool:
@@ -261,7 +189,7 @@ def test_answered_predictions_survive_worker_kills_and_a_store_outage(
             _kill_a_worker(server)
             time.sleep(2)
         postgres.start()
-        _wait_for(lambda: _log_stats(server)["pending"] == 0, 120, "journaled rows never shipped")
+        wait_for(lambda: _log_stats(server)["pending"] == 0, 120, "journaled rows never shipped")
         stats = _log_stats(server)
     finally:
         server.stop()

@@ -55,10 +55,17 @@ def test_a_lower_case_header_file_and_labelled_production_records_load_as_one_ta
     url = f"sqlite:///{tmp_path / 'predictions.db'}"
     _labelled_store(url, file_rows)
     source = CustomerSource(
-        path=str(path), synthetic_rows=10, seed=0, prediction_store=PredictionStore(url=url)
+        path=str(path),
+        synthetic_rows=10,
+        seed=0,
+        prediction_store=PredictionStore(url=url),
+        window_days=0,
     )
     raw = source.load(TELCO)
     assert len(raw) == 62
+    # The labelled predictions were logged in 1970: a 90-day window leaves them out.
+    recent = source.model_copy(update={"window_days": 90.0})
+    assert len(recent.load(TELCO)) == 60 and recent.production_records(TELCO).empty
     assert "churn" not in raw.columns and "tenure" in raw.columns  # one column per field
     result = clean_customers(raw, source.name, TELCO)
     frame = result.frame.set_index("customerID")

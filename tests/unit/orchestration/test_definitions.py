@@ -26,6 +26,7 @@ GROUPS = {
     "champion_version": "deployment",
     "drift_report": "monitoring",
     "churn_scores": "scoring",
+    "prediction_log": "monitoring",
 }
 
 
@@ -46,7 +47,7 @@ def test_every_asset_is_grouped_described_owned_and_versioned() -> None:
 
 def test_assets_calling_mlflow_or_the_store_retry_with_exponential_backoff() -> None:
     external = {"raw_customers", "churn_candidate", "candidate_evaluation", "drift_report"}
-    external |= {"challenger_version", "champion_version", "churn_scores"}
+    external |= {"challenger_version", "champion_version", "churn_scores", "prediction_log"}
     for assets_def in defs.assets:
         policy = assets_def.op.retry_policy
         if assets_def.key.to_user_string() in external:
@@ -171,3 +172,12 @@ def test_gate_slices_naming_no_feature_fail_before_training() -> None:
             gate_policy=resources["gate_policy"],
         )
     assert not exc.value.allow_retries
+
+
+def test_the_prediction_log_is_exported_daily_by_a_running_schedule() -> None:
+    job = defs.resolve_job_def("export_prediction_log")
+    assert [n.name for n in job.nodes_in_topological_order] == ["prediction_log"]
+    schedule = defs.resolve_schedule_def("daily_prediction_export")
+    assert schedule.job_name == "export_prediction_log"
+    assert schedule.cron_schedule == "0 1 * * *"
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING

@@ -15,13 +15,16 @@ from churnops.contract import parse_contract, telco_contract
 from churnops.data.cleaning import clean_customers
 from churnops.data.synthetic import DriftSpec, generate_customers
 from churnops.monitoring import prediction_store
+from churnops.monitoring.binned import binned_reference, count_frame
 from churnops.monitoring.drift import SCORE_COLUMN, DriftThresholds
 from churnops.settings import Settings
+from orchestration.assets.monitoring import drift_report
 from orchestration.definitions import build_resources
 from orchestration.jobs import retrain_on_drift
 from orchestration.resources import InMemoryRegistryResource, memory_registry
 from orchestration.sensors import (
     RunInFlight,
+    WindowState,
     assess_window,
     build_drift_sensor,
     in_flight_verdict,
@@ -44,39 +47,54 @@ def _frame(n: int, seed: int, drift: DriftSpec | None = None):
     return frame
 
 
-def test_without_a_champion_the_sensor_waits() -> None:
-    outcome = assess_window(_frame(2000, 1), None, None, T, TELCO)
-    assert not outcome.retrain and outcome.cursor is None
-    assert "no champion" in outcome.reason
+REFERENCE = binned_reference(_frame(3000, 2), TELCO)
 
 
-def test_too_few_rows_keep_accumulating_without_moving_the_cursor() -> None:
-    outcome = assess_window(_frame(999, 1), _frame(3000, 2), "3", T, TELCO)
-    assert not outcome.retrain and outcome.cursor is None
+def _state(n: int, seed: int, drift: DriftSpec | None = None) -> WindowState:
+    window = _frame(n, seed, drift)
+    return WindowState(99.0, float(window["ts"].max()), "3", count_frame(REFERENCE.fields, window))
+
+
+def _no_quality() -> dict[str, dict[str, float]]:
+    raise AssertionError("live quality is read only for a full window")
+
+
+def test_too_few_rows_keep_accumulating_without_reading_quality() -> None:
+    state = _state(999, 1)
+    outcome = assess_window(state, REFERENCE, _no_quality, T)
+    assert not outcome.retrain and outcome.window is None
+    assert outcome.state == state
     assert "999 new predictions; waiting for 1000" in outcome.reason
 
 
-def test_a_champion_without_a_training_reference_is_not_judged() -> None:
-    outcome = assess_window(_frame(1500, 1), None, "3", T, TELCO)
-    assert not outcome.retrain and outcome.cursor is None
-    assert outcome.reason == "champion v3 has no training reference"
-
-
-def test_stable_window_skips_and_advances_the_cursor() -> None:
-    window = _frame(1500, 1)
-    outcome = assess_window(window, _frame(3000, 2), "3", T, TELCO)
+def test_stable_window_skips_and_starts_the_next_window_at_its_end() -> None:
+    state = _state(1500, 1)
+    outcome = assess_window(state, REFERENCE, dict, T)
     assert not outcome.retrain
-    assert outcome.cursor == window["ts"].max()
+    assert outcome.window == (99.0, state.scanned_ts)
+    assert outcome.state == WindowState(state.scanned_ts, state.scanned_ts, "3")
     assert outcome.reason.startswith("vs champion v3: stable over 1500 predictions")
 
 
 def test_drifted_window_requests_retraining() -> None:
     drift = DriftSpec(monthly_charges_shift=25, month_to_month_share_shift=-0.3)
-    window = _frame(1500, 1, drift)
-    outcome = assess_window(window, _frame(3000, 2), "3", T, TELCO)
+    outcome = assess_window(_state(1500, 1, drift), REFERENCE, dict, T)
     assert outcome.retrain
-    assert outcome.cursor == window["ts"].max()
     assert "features drifted" in outcome.reason
+
+
+def test_poor_live_quality_of_a_full_window_retrains() -> None:
+    quality = {"3": {"labels": 500.0, "roc_auc": 0.55, "brier": 0.3}}
+    outcome = assess_window(_state(1500, 1), REFERENCE, lambda: quality, T)
+    assert outcome.retrain and "live ROC AUC of v3 0.550" in outcome.reason
+
+
+def test_the_cursor_carries_the_counts_and_reads_the_older_float_cursor() -> None:
+    state = _state(1200, 1)
+    assert WindowState.from_cursor(state.to_cursor()) == state
+    assert WindowState.from_cursor("1234.5") == WindowState(1234.5, 1234.5)
+    assert WindowState.from_cursor(None) == WindowState()
+    assert len(state.to_cursor()) < 40_000  # O(bins), whatever the traffic
 
 
 # The sensor itself, tick by tick: an ephemeral instance, the in-memory registry and an
@@ -153,16 +171,22 @@ def test_sensor_waits_for_a_champion_then_for_a_full_window() -> None:
     ticks.serve(300, seed=1)
     skipped = ticks.tick()
     assert isinstance(skipped, dg.SkipReason)
-    assert skipped.skip_message == "no champion to monitor yet"
-    assert ticks.cursor is None
+    assert skipped.skip_message == (
+        "no champion to monitor yet; predictions up to 1299.000000 are not monitored"
+    )
+    # Traffic no champion can judge is passed over: the cursor moves.
+    assert WindowState.from_cursor(ticks.cursor).scanned_ts == 1299.0
     version = ticks.crown_champion()
+    assert ticks.tick().skip_message == "0 new predictions; waiting for 500 to fill a window"
+    ticks.serve(300, seed=2)
     waiting = ticks.tick()
     assert waiting.skip_message == "300 new predictions; waiting for 500 to fill a window"
-    assert ticks.cursor is None
-    end = ticks.serve(300, seed=2)  # the rows logged before the champion existed still count
+    state = WindowState.from_cursor(ticks.cursor)
+    assert (state.since_ts, state.scanned_ts, state.rows) == (1299.0, 1599.0, 300)
+    end = ticks.serve(300, seed=3)  # only these are counted on the next tick
     full = ticks.tick()
     assert full.skip_message.startswith(f"vs champion v{version}: stable over 600 predictions")
-    assert float(ticks.cursor) == end
+    assert WindowState.from_cursor(ticks.cursor) == WindowState(end, end, version)
 
 
 def test_sensor_advances_over_a_stable_window_and_requests_one_run_per_drifted_one() -> None:
@@ -172,7 +196,7 @@ def test_sensor_advances_over_a_stable_window_and_requests_one_run_per_drifted_o
     stable = ticks.tick()
     assert isinstance(stable, dg.SkipReason)
     assert stable.skip_message.startswith(f"vs champion v{version}: stable over 1500 predictions")
-    assert float(ticks.cursor) == stable_end
+    assert WindowState.from_cursor(ticks.cursor).since_ts == stable_end
 
     drifted_end = ticks.serve(1500, seed=3, drift=DRIFT)
     request = ticks.tick()
@@ -184,7 +208,7 @@ def test_sensor_advances_over_a_stable_window_and_requests_one_run_per_drifted_o
     assert request.tags["churnops/trigger"] == "drift_sensor"
     assert request.tags["churnops/reason"].startswith(f"vs champion v{version}: ")
     assert "features drifted" in request.tags["churnops/reason"]
-    assert float(ticks.cursor) == drifted_end
+    assert WindowState.from_cursor(ticks.cursor).since_ts == drifted_end
     quiet = ticks.tick()  # nothing new since the cursor
     assert quiet.skip_message.startswith("0 new predictions")
 
@@ -245,3 +269,21 @@ def test_sensor_does_not_monitor_a_champion_of_another_contract() -> None:
         f"not monitoring: champion v{version} was trained on contract elsewhere"
     )
     assert ticks.cursor is None
+
+
+def test_drift_report_judges_the_window_the_sensor_requested_from_its_counts() -> None:
+    ticks = Ticks(min_rows=500)
+    ticks.crown_champion()
+    stable_end = ticks.serve(800, seed=1)
+    ticks.tick()
+    ticks.serve(1500, seed=3, drift=DRIFT)
+    request = ticks.tick()
+    assert isinstance(request, dg.RunRequest)
+    result = dg.materialize(
+        [drift_report], resources=ticks.resources, run_config=request.run_config
+    )
+    metadata = result.asset_materializations_for_node("drift_report")[0].metadata
+    assert metadata["rows"].value == 1500
+    assert metadata["retrain"].value is True
+    assert "MonthlyCharges" in metadata["drifted_features"].value
+    assert stable_end < request.run_config["ops"]["drift_report"]["config"]["until_ts"]

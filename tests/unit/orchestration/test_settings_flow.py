@@ -65,6 +65,9 @@ FROM_SETTINGS = {
     ("guard_policy", "watch_seconds"): "revert_watch_seconds",
     ("guard_policy", "error_budget"): "revert_error_budget",
     ("guard_policy", "min_labels"): "revert_min_labels",
+    ("customer_source", "window_days"): "retrain_window_days",
+    ("prediction_log_policy", "output"): "prediction_exports_location",
+    ("prediction_log_policy", "retention_days"): "prediction_retention_days",
 }
 # The customer source reads the prediction store only when this setting says so.
 NESTED = {("customer_source", "prediction_store"): "retrain_with_production_labels"}
@@ -116,6 +119,9 @@ NON_DEFAULT = {
     "revert_watch_seconds": 60.0,
     "revert_error_budget": 0.3,
     "revert_min_labels": 50,
+    "retrain_window_days": 30.0,
+    "prediction_retention_days": 60,
+    "prediction_export_output": "s3://bucket/predictions",
 }
 # URLs carrying a password the Dagster UI must not show.
 POSTGRES_URL = "postgresql+psycopg2://churnops:s3cret@db:5432/predictions"

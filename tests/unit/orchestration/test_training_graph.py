@@ -4,6 +4,7 @@ the in-memory registry: what `train_and_promote` does, in seconds and without a 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from pathlib import Path
 
@@ -147,12 +148,13 @@ def _flood_of_flipped_labels(url: str, rows: int) -> None:
     customers = clean_customers(generate_customers(rows, seed=99), "flood", TELCO).frame
     engine = prediction_store.connect(url, TELCO)
     records = customers.assign(customerID="flood-" + customers["customerID"].astype(str))
+    now = time.time()  # answered lately: retraining reads a recent window of the log
     answered = [
         {
             **{name: record[name] for name in TELCO.feature_names},
             "customerID": record["customerID"],
             "request_id": f"flood-{i}",
-            "ts": float(i),
+            "ts": now - rows + i,
             "model_version": "1",
             "churn_probability": 0.5,
             "churn": "No",

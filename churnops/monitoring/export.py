@@ -1,0 +1,111 @@
+"""One UTC day of the prediction log, joined with its labels, as a Parquet file: the history
+retraining and analysis read once the store's own partitions have been dropped.
+
+The rows stream from a server-side cursor in chunks into one Parquet writer, so memory stays
+flat whatever the day holds; the file is written under a temporary name and moved into place,
+so a reader never sees half a day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from sqlalchemy import Engine
+
+from churnops.contract import Contract
+from churnops.monitoring.partitions import DAY_SECONDS, day_start
+from churnops.monitoring.prediction_store import (
+    ANSWER_COLUMN,
+    PREDICTED_COLUMN,
+    ensure_tables,
+    store_schema,
+)
+from churnops.monitoring.window_counts import LABEL, labelled_select
+
+CHUNK_ROWS = 50_000  # rows in memory at once (Python objects until Arrow takes them)
+
+
+def day_location(output: str, day: dt.date) -> str:
+    """One file per day: exporting a day again replaces its file."""
+    return f"{output.rstrip('/')}/date={day.isoformat()}/predictions.parquet"
+
+
+def _filesystem(location: str) -> tuple[pafs.FileSystem, str]:
+    if "://" in location:
+        return pafs.FileSystem.from_uri(location)
+    path = Path(location).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return pafs.LocalFileSystem(), str(path)
+
+
+def _arrow_type(kind: str) -> pa.DataType:
+    return {
+        "categorical": pa.string(),
+        "boolean": pa.bool_(),
+        "integer": pa.int64(),
+    }.get(kind, pa.float64())
+
+
+def export_schema(contract: Contract) -> pa.Schema:
+    """The file's columns: the logged prediction (answer as `predicted_churn`) and the label
+    under the target's name (missing until it arrives)."""
+    fields = [
+        pa.field("request_id", pa.string()),
+        pa.field("ts", pa.float64()),
+        pa.field("model_version", pa.string()),
+        pa.field(contract.id_name, pa.string()),
+        *(pa.field(f.name, _arrow_type(f.kind)) for f in contract.features),
+        pa.field("churn_probability", pa.float64()),
+        pa.field(PREDICTED_COLUMN, pa.string()),
+        pa.field(contract.target.name, pa.string()),
+    ]
+    return pa.schema(fields)
+
+
+def _typed(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
+    """Nullable pandas types, so SQLite's 0/1 booleans and missing integers convert."""
+    for feature in contract.features:
+        if feature.kind == "boolean":
+            frame[feature.name] = frame[feature.name].astype("boolean")
+        elif feature.kind == "integer":
+            frame[feature.name] = frame[feature.name].astype("Int64")
+    return frame
+
+
+def export_day(engine: Engine, contract: Contract, day: dt.date, output: str) -> int:
+    """Write `day`'s predictions with their labels to `day_location(output, day)`; the rows."""
+    ensure_tables(engine, contract)
+    schema = store_schema(contract)
+    predictions = schema.predictions
+    columns = [
+        column.label(PREDICTED_COLUMN) if column.name == ANSWER_COLUMN else column
+        for column in predictions.columns
+    ]
+    start = day_start(day)
+    query = (
+        labelled_select(schema, columns)
+        .where(predictions.c.ts >= start, predictions.c.ts < start + DAY_SECONDS)
+        .order_by(predictions.c.ts)
+    )
+    arrow_schema = export_schema(contract)
+    filesystem, path = _filesystem(day_location(output, day))
+    partial = f"{path}.partial"
+    rows = 0
+    with (
+        engine.connect().execution_options(stream_results=True) as connection,
+        filesystem.open_output_stream(partial) as sink,
+        pq.ParquetWriter(sink, arrow_schema) as writer,
+    ):
+        result = connection.execute(query)
+        while chunk := result.fetchmany(CHUNK_ROWS):
+            frame = pd.DataFrame(chunk, columns=[*arrow_schema.names[:-1], LABEL])
+            frame = _typed(frame.rename(columns={LABEL: contract.target.name}), contract)
+            writer.write_table(pa.Table.from_pandas(frame, arrow_schema, preserve_index=False))
+            rows += len(frame)
+    filesystem.move(partial, path)
+    return rows

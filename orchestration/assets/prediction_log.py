@@ -1,0 +1,65 @@
+"""`prediction_log`: each UTC day of served predictions joined with their labels, exported to
+Parquet (the state folder or an object store); the same run keeps the PostgreSQL store's day
+partitions: creates the coming days, drops the days past the retention, migrates a store made
+before partitioning. The work is `churnops.monitoring.export` and `.partitions`."""
+
+import datetime as dt
+
+import dagster as dg
+
+from churnops.monitoring import partitions
+from churnops.monitoring.export import day_location, export_day
+from churnops.monitoring.prediction_store import store_schema
+from orchestration.metadata import platform_asset
+from orchestration.resources import DataContractResource, PredictionLogPolicy, PredictionStore
+
+PREDICTION_LOG = "monitoring"
+LOG_DAYS = dg.DailyPartitionsDefinition(start_date="2026-01-01")
+
+
+@platform_asset(PREDICTION_LOG, "sql", "parquet", external=True, partitions_def=LOG_DAYS)
+def prediction_log(
+    context: dg.AssetExecutionContext,
+    prediction_store: PredictionStore,
+    prediction_log_policy: PredictionLogPolicy,
+    contract: DataContractResource,
+) -> dg.MaterializeResult:
+    """One day of the prediction log, with labels, as Parquet; then partition upkeep."""
+    data_contract = contract.load()
+    day = dt.date.fromisoformat(context.partition_key)
+    engine = prediction_store.engine()
+    rows = export_day(engine, data_contract, day, prediction_log_policy.output)
+    context.log.info(f"exported {rows:,} predictions of {day}")
+    upkeep = partitions.maintain(
+        engine,
+        store_schema(data_contract).predictions,
+        dt.datetime.now(dt.UTC).date(),
+        prediction_log_policy.retention_days,
+    )
+    metadata: dict[str, object] = {
+        "rows": rows,
+        "path": day_location(prediction_log_policy.output, day),
+    }
+    if upkeep is not None:
+        metadata |= {
+            "partitions_created": ", ".join(map(str, upkeep.created)) or "none",
+            "partitions_dropped": ", ".join(map(str, upkeep.dropped)) or "none",
+            "migrated_rows": upkeep.migrated_rows if upkeep.migrated_rows is not None else 0,
+        }
+    return dg.MaterializeResult(metadata=metadata)
+
+
+export_prediction_log = dg.define_asset_job(
+    "export_prediction_log",
+    selection=[prediction_log],
+    partitions_def=LOG_DAYS,
+    description="Exports a day of the prediction log to Parquet and keeps the store's partitions.",
+)
+
+daily_prediction_export = dg.build_schedule_from_partitioned_job(
+    export_prediction_log,
+    hour_of_day=1,
+    name="daily_prediction_export",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="01:00 UTC: exports yesterday's predictions and applies the retention.",
+)

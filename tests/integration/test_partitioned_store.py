@@ -1,0 +1,167 @@
+"""The prediction log on a real PostgreSQL server: day partitions created ahead, rows routed
+to their day (or the DEFAULT partition and moved later), retention, the migration of a store
+made before partitioning, and drift counts by SQL equal to the same counts made in Python."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import sqlalchemy
+from sqlalchemy import text
+
+from churnops.contract import telco_contract
+from churnops.data.synthetic import DriftSpec
+from churnops.monitoring import partitions, prediction_store
+from churnops.monitoring.binned import binned_reference, count_frame, quality_from_bins
+from churnops.monitoring.drift import SCORE_COLUMN, live_quality
+from churnops.monitoring.prediction_store import store_schema
+from churnops.monitoring.window_counts import count_window, quality_bins
+from tests.postgres import Postgres, needs_postgres
+from tests.unit.core.test_binned_drift import _customers, _logged
+
+pytestmark = [pytest.mark.integration, needs_postgres]
+
+TELCO = telco_contract()
+TODAY = dt.datetime.now(dt.UTC).date()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Postgres]:
+    postgres = Postgres()
+    postgres.start()
+    yield postgres
+    postgres.remove()
+
+
+@pytest.fixture
+def engine(server: Postgres) -> Iterator[sqlalchemy.Engine]:
+    """A fresh database on the module's server per test."""
+    name = f"t{np.random.default_rng().integers(1 << 40)}"
+    admin = sqlalchemy.create_engine(server.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    url = server.url.rsplit("/", 1)[0] + f"/{name}"
+    store = prediction_store.connect(url)
+    yield store
+    store.dispose()
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+def _rows_at(times: list[float], prefix: str = "r") -> list[dict[str, object]]:
+    customers = _customers(len(times), 4)
+    rows = _logged(customers, 0)
+    for i, (row, ts) in enumerate(zip(rows, times, strict=True)):
+        row.update(request_id=f"{prefix}{i}", ts=ts, customerID=f"{prefix}c{i}")
+    return rows
+
+
+def _where(engine: sqlalchemy.Engine) -> dict[str, int]:
+    """Rows per partition (tableoid), by partition name."""
+    query = text("SELECT tableoid::regclass::text, count(*) FROM predictions GROUP BY 1")
+    with engine.connect() as connection:
+        return dict(connection.execute(query).all())
+
+
+def _days(engine: sqlalchemy.Engine) -> set[dt.date]:
+    with engine.connect() as connection:
+        return partitions.existing_days(connection)
+
+
+def test_a_new_store_is_partitioned_by_day_ahead_and_routes_rows(engine) -> None:
+    prediction_store.ensure_tables(engine, TELCO)
+    with engine.connect() as connection:
+        assert partitions.table_kind(connection) == "p"
+    ahead = {TODAY + dt.timedelta(days=n) for n in range(-1, partitions.PARTITIONS_AHEAD + 1)}
+    assert ahead <= _days(engine)
+    now = partitions.day_start(TODAY) + 3600
+    far = partitions.day_start(TODAY + dt.timedelta(days=30)) + 5
+    rows = _rows_at([now, now + 1, far])
+    prediction_store.write_predictions(engine, TELCO, rows)
+    prediction_store.write_predictions(engine, TELCO, rows[:2])  # shipped twice: kept once
+    assert _where(engine) == {
+        partitions.partition_name(TODAY): 2,
+        partitions.DEFAULT_PARTITION: 1,  # no partition that far ahead: nothing refused
+    }
+    late = TODAY + dt.timedelta(days=30)
+    with engine.begin() as connection:
+        assert partitions.ensure_days(connection, late, late) == [late]
+    assert _where(engine) == {
+        partitions.partition_name(TODAY): 2,
+        partitions.partition_name(late): 1,
+    }
+    assert len(prediction_store.read_predictions(engine, contract=TELCO)) == 3
+
+
+def test_retention_drops_whole_days_and_old_default_rows(engine) -> None:
+    prediction_store.ensure_tables(engine, TELCO)
+    old = partitions.day_start(TODAY - dt.timedelta(days=40)) + 10
+    recent = partitions.day_start(TODAY - dt.timedelta(days=1)) + 10
+    with engine.begin() as connection:
+        partitions.ensure_days(connection, TODAY - dt.timedelta(days=40), TODAY)
+    ancient = partitions.day_start(TODAY - dt.timedelta(days=400)) + 1  # DEFAULT partition
+    prediction_store.write_predictions(engine, TELCO, _rows_at([old, recent, ancient]))
+    schema = store_schema(TELCO)
+    done = partitions.maintain(engine, schema.predictions, TODAY, retention_days=30)
+    assert done is not None and done.migrated_rows is None
+    assert min(_days(engine)) == TODAY - dt.timedelta(days=30)
+    assert TODAY - dt.timedelta(days=40) in done.dropped
+    assert done.default_rows_dropped == 1
+    kept = prediction_store.read_predictions(engine, contract=TELCO)
+    assert kept["ts"].tolist() == [recent]
+    keep_all = partitions.maintain(engine, schema.predictions, TODAY, retention_days=0)
+    assert keep_all.dropped == [] and min(_days(engine)) == TODAY - dt.timedelta(days=30)
+
+
+def test_a_store_made_before_partitioning_keeps_working_then_migrates_without_loss(
+    engine,
+) -> None:
+    schema = store_schema(TELCO)
+    schema.metadata.create_all(engine)  # what the store looked like before: one plain table
+    start = partitions.day_start(TODAY - dt.timedelta(days=3))
+    times = [start + i * 3600.0 for i in range(100)]
+    prediction_store.write_predictions(engine, TELCO, _rows_at(times[:60]))
+    # The new code on the old table: writes (idempotent), reads and labels still work.
+    prediction_store.write_predictions(engine, TELCO, _rows_at(times))
+    prediction_store.write_feedback(engine, TELCO, [{"request_id": "r5", "Churn": "Yes"}])
+    with engine.connect() as connection:
+        assert partitions.table_kind(connection) == "r"
+    before = prediction_store.read_predictions(engine, contract=TELCO)
+    assert len(before) == 100
+
+    done = partitions.maintain(engine, schema.predictions, TODAY, retention_days=0)
+    assert done.migrated_rows == 100
+    with engine.connect() as connection:
+        assert partitions.table_kind(connection) == "p"
+        assert partitions.table_kind(connection, partitions.UNPARTITIONED) is None
+    after = prediction_store.read_predictions(engine, contract=TELCO)
+    assert after.equals(before)
+    assert sum(_where(engine).values()) == 100
+    assert partitions.DEFAULT_PARTITION not in _where(engine)
+    prediction_store.write_predictions(engine, TELCO, _rows_at(times))  # still once each
+    assert len(prediction_store.read_predictions(engine, contract=TELCO)) == 100
+
+
+def test_postgres_counts_a_window_into_the_same_bins_as_python(engine) -> None:
+    reference = binned_reference(_customers(3000, 1), TELCO)
+    window = _customers(1500, 5, DriftSpec(monthly_charges_shift=10))
+    start = partitions.day_start(TODAY) + 1.0
+    rows = _logged(window, 0)
+    for i, row in enumerate(rows):
+        row["ts"] = start + i
+    prediction_store.write_predictions(engine, TELCO, rows)
+    counted = count_window(engine, TELCO, reference.fields, start + 99, start + 1099)
+    assert counted == count_frame(reference.fields, window.iloc[100:1100])
+    labels = [{"request_id": f"r{i}", "Churn": "Yes" if i % 3 else "No"} for i in range(400)]
+    labels += [{"customerID": f"c{i}", "Churn": "No"} for i in range(400, 600)]
+    prediction_store.write_feedback(engine, TELCO, labels)
+    binned = quality_from_bins(quality_bins(engine, TELCO, None, None), 50, TELCO)
+    exact = live_quality(prediction_store.read_predictions(engine, contract=TELCO), 50, TELCO)
+    assert binned["1"]["labels"] == exact["1"]["labels"] == 600
+    assert binned["1"]["brier"] == pytest.approx(exact["1"]["brier"])
+    assert binned["1"]["roc_auc"] == pytest.approx(exact["1"]["roc_auc"], abs=5e-3)
+    assert SCORE_COLUMN in counted
