@@ -20,40 +20,49 @@ import psutil
 MIB = 1024 * 1024
 
 
-def tree_rss(pid: int, children: bool = True) -> int:
-    """Resident memory of a process and all its children, in bytes (servers fork workers)."""
+def process_rss(pid: int, children: bool = True) -> list[int]:
+    """Resident memory of a process and each of its children, in bytes."""
     try:
         root = psutil.Process(pid)
         processes = [root, *root.children(recursive=True)] if children else [root]
     except psutil.NoSuchProcess:
-        return 0
-    total = 0
+        return []
+    sizes = []
     for process in processes:
         try:
-            total += process.memory_info().rss
+            sizes.append(process.memory_info().rss)
         except psutil.NoSuchProcess:
             continue
-    return total
+    return sizes
+
+
+def tree_rss(pid: int, children: bool = True) -> int:
+    """Resident memory of a process and all its children, in bytes (servers fork workers)."""
+    return sum(process_rss(pid, children))
 
 
 @dataclass
 class RssSampler:
-    """Samples a process tree's RSS in a thread; `peak` is the highest sample (bytes)."""
+    """Samples a process tree's RSS in a thread; `peak` is the highest sample (bytes) and
+    `largest_peak` the highest of its largest process (a server's worker)."""
 
     pid: int = field(default_factory=os.getpid)
     interval: float = 0.05
     children: bool = True
     peak: int = 0
+    largest_peak: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def sample(self) -> int:
-        rss = tree_rss(self.pid, self.children)
+        sizes = process_rss(self.pid, self.children)
+        rss = sum(sizes)
         self.peak = max(self.peak, rss)
+        self.largest_peak = max(self.largest_peak, max(sizes, default=0))
         return rss
 
     def reset(self) -> None:
-        self.peak = 0
+        self.peak = self.largest_peak = 0
         self.sample()
 
     def _run(self) -> None:

@@ -99,6 +99,7 @@ class Cell:
     p99_ms: float
     errors: int
     rss_mib: float
+    worker_rss_mib: float = 0.0  # the tree's largest process: a server's worker
 
 
 def register_champion(tracking_uri: str, train_rows: int) -> str:
@@ -263,6 +264,7 @@ def measure_server(
                         figures["p99_us"] / 1000,
                         figures["errors"],
                         rss.peak / MIB,
+                        rss.largest_peak / MIB,
                     )
                 )
     finally:
@@ -382,11 +384,13 @@ def verdicts(cells: list[Cell], cold: dict[str, float]) -> dict[str, dict[str, o
         }
     if "bento" in cold:
         out["cold start <= 6 s"] = {"seconds": round(cold["bento"], 1), "met": cold["bento"] <= 6}
-    rss = [c.rss_mib for c in cells if c.server == "bento"]
+    rss = [c for c in cells if c.server == "bento"]
     if rss:
+        worker = max(c.worker_rss_mib for c in rss)
         out["RSS of one worker <= 400 MiB (peak in this run)"] = {
-            "mib": round(max(rss)),
-            "met": max(rss) <= 400,
+            "worker_mib": round(worker),
+            "process_tree_mib": round(max(c.rss_mib for c in rss)),
+            "met": worker <= 400,
         }
     limit = best_in_process(cells, batch)
     best = max(
@@ -442,7 +446,8 @@ def table(cells: list[Cell], cold: dict[str, float]) -> str:
         "p50 ms",
         "p99 ms",
         "errors",
-        "RSS MiB",
+        "RSS MiB (tree)",
+        "worker RSS MiB",
         "vs mlflow serve",
         "vs in-process",
         "vs framework ceiling",
@@ -460,6 +465,7 @@ def table(cells: list[Cell], cold: dict[str, float]) -> str:
             c.p99_ms,
             c.errors,
             c.rss_mib,
+            c.worker_rss_mib,
             ratio(c, "mlflow models serve"),
             ratio(c, IN_PROCESS),
             ratio(c, BENTO_CEILING),

@@ -19,6 +19,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
 
 from churnops.contract import Contract
 from churnops.model.reasons import Explainer, build_explainer
@@ -120,8 +121,11 @@ class ChampionFollower:
             if problem is not None:
                 raise ContractMismatch(problem)
             model = self._load(uri)
-            smoke_test(model, self.contract)
-            score = scorer(model, self._check_rows, self.contract)
+            # One OpenMP thread, as model calls use (serving/batcher.py): the trees' parallel
+            # regions made these few small checks take a second on a busy 2-core machine.
+            with threadpool_limits(limits=1):
+                smoke_test(model, self.contract)
+                score = scorer(model, self._check_rows, self.contract)
         except Exception as exc:  # the new version is refused; the loaded one keeps serving
             self.refused = {
                 "version": version,
@@ -132,7 +136,8 @@ class ChampionFollower:
         self.failures = 0
         previous = self.current.version if self.current else None
         threshold, basis = served_decision(tags)
-        explainer, explain_error = self._explainer(model, run_id)
+        with threadpool_limits(limits=1):
+            explainer, explain_error = self._explainer(model, run_id)
         self.current = LoadedModel(
             version=version,
             uri=uri,

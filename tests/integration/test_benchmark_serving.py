@@ -35,6 +35,7 @@ def test_serving_benchmark_smoke_fills_every_cell_without_errors(tmp_path: Path,
         assert cell["errors"] == 0, key
         assert cell["p99_ms"] >= cell["p50_ms"] > 0, key
         assert cell["rss_mib"] > 10, key  # the bare HTTP ceiling is a small process
+        assert 10 < cell["worker_rss_mib"] <= cell["rss_mib"], key
     assert {c["rows_per_request"] for c in report["cells"] if "in-process" in c["server"]} == {
         1,
         10,
