@@ -209,6 +209,35 @@ def start(server: Server, port: int, log: Path, probe: dict) -> tuple[ManagedPro
     raise RuntimeError(f"{server.name} never answered 200 on {url}:\n{process.log_tail()}")
 
 
+# What a serving worker imports, in the order it does: the service module (all the supervisor
+# imports), then the runtime its __init__ loads.
+WORKER_IMPORTS = "import serving.service, serving.runtime"
+
+
+def import_profile(statement: str = WORKER_IMPORTS, top: int = 12) -> dict[str, float]:
+    """Seconds a fresh interpreter spends importing each top-level package's own modules for
+    `statement` (Python's `-X importtime`, self time summed per package), largest first."""
+    done = subprocess.run(  # noqa: S603 - our interpreter, a fixed statement
+        [sys.executable, "-X", "importtime", "-c", statement],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO_ROOT,
+    )
+    seconds: dict[str, float] = {}
+    for line in done.stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        own, _, name = line.removeprefix("import time:").split("|")
+        if own.strip().isdigit():
+            package = name.strip().split(".")[0]
+            seconds[package] = seconds.get(package, 0.0) + int(own) / 1e6
+    ranked = sorted(seconds.items(), key=lambda item: -item[1])
+    return {name: round(value, 3) for name, value in ranked[:top]} | {
+        "total": round(sum(seconds.values()), 3)
+    }
+
+
 def run_wrk(wrk: str, url: str, body_file: Path, concurrency: int, seconds: float) -> dict:
     script = body_file.with_suffix(".lua")
     script.write_text(WRK_SCRIPT)
@@ -536,14 +565,22 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                 measured, cold[server.name] = measure_server(server, wrk, records, args, work)
                 cells += measured
             cells += in_process(model_uri, tracking_uri, records, args)
+    imports = import_profile()
     report = {
         "machine": machine(),
         "settings": {k: v for k, v in vars(args).items() if k != "out"},
         "cells": [asdict(c) for c in cells],
         "cold_start_s": cold,
+        "worker_import_s": imports,
         "targets": verdicts(cells, cold),
     }
-    rendered = table(cells, cold)
+    rendered = (
+        table(cells, cold)
+        + "\n\n"
+        + markdown_table(
+            [f"worker import ({WORKER_IMPORTS})", "seconds"], [list(i) for i in imports.items()]
+        )
+    )
     facts = ", ".join(f"{k}: {v}" for k, v in report["machine"].items())
     targets = "\n".join(
         f"- {'met' if v['met'] else 'NOT met'}: {name} {v}" for name, v in report["targets"].items()
