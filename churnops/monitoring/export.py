@@ -1,14 +1,16 @@
 """One UTC day of the prediction log, joined with its labels, as a Parquet file: the history
 retraining and analysis read once the store's own partitions have been dropped.
 
-The rows stream from a server-side cursor in chunks into one Parquet writer, so memory stays
-flat whatever the day holds; the file is written under a temporary name and moved into place,
-so a reader never sees half a day.
+The rows stream in bounded batches into one Parquet writer, so memory stays flat whatever the
+day holds (PostgreSQL: `COPY` parsed by Arrow, see `copy_stream`; SQLite: a cursor's chunks);
+the file is written under a temporary name and moved into place, so a reader never sees half a
+day.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -16,8 +18,10 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from sqlalchemy import Engine
+from sqlalchemy.sql import Select
 
 from churnops.contract import Contract
+from churnops.monitoring.copy_stream import copy_batches
 from churnops.monitoring.partitions import DAY_SECONDS, day_start
 from churnops.monitoring.prediction_store import (
     ANSWER_COLUMN,
@@ -27,7 +31,7 @@ from churnops.monitoring.prediction_store import (
 )
 from churnops.monitoring.window_counts import LABEL, labelled_select
 
-CHUNK_ROWS = 50_000  # rows in memory at once (Python objects until Arrow takes them)
+CHUNK_ROWS = 50_000  # SQLite: rows in memory at once (Python objects until Arrow takes them)
 
 
 def day_location(output: str, day: dt.date) -> str:
@@ -97,15 +101,28 @@ def export_day(engine: Engine, contract: Contract, day: dt.date, output: str) ->
     partial = f"{path}.partial"
     rows = 0
     with (
-        engine.connect().execution_options(stream_results=True) as connection,
         filesystem.open_output_stream(partial) as sink,
         pq.ParquetWriter(sink, arrow_schema) as writer,
     ):
+        for batch in _batches(engine, query, contract, arrow_schema):
+            writer.write_batch(batch)
+            rows += batch.num_rows
+    filesystem.move(partial, path)
+    return rows
+
+
+def _batches(
+    engine: Engine, query: Select, contract: Contract, arrow_schema: pa.Schema
+) -> Iterator[pa.RecordBatch]:
+    """PostgreSQL: `COPY` parsed by Arrow (no Python object per cell); elsewhere a server-side
+    cursor's chunks through pandas."""
+    if engine.dialect.name == "postgresql":
+        yield from copy_batches(engine, query, arrow_schema)
+        return
+    with engine.connect().execution_options(stream_results=True) as connection:
         result = connection.execute(query)
         while chunk := result.fetchmany(CHUNK_ROWS):
             frame = pd.DataFrame(chunk, columns=[*arrow_schema.names[:-1], LABEL])
             frame = _typed(frame.rename(columns={LABEL: contract.target.name}), contract)
-            writer.write_table(pa.Table.from_pandas(frame, arrow_schema, preserve_index=False))
-            rows += len(frame)
-    filesystem.move(partial, path)
-    return rows
+            table = pa.Table.from_pandas(frame, arrow_schema, preserve_index=False)
+            yield from table.to_batches()
