@@ -112,6 +112,7 @@ def measure(
     step: float,
     out: Path,
     day: dt.date,
+    export_runs: int = 1,
 ):
     reference = _reference(contract)
     thresholds = DriftThresholds.from_settings(Settings(monitor_min_rows=tick_rows))
@@ -139,12 +140,16 @@ def measure(
             "first_tick_peak_rss_mib": sampler.peak / MIB,
         }
         sampler.reset()
-        with stopwatch() as export:
-            exported = export_day(engine, contract, day, str(out))
+        runs = []
+        for _ in range(export_runs):
+            with stopwatch() as export:
+                exported = export_day(engine, contract, day, str(out))
+            runs.append(export["seconds"])
         figures |= {
             "export_day": day.isoformat(),
             "export_rows": exported,
-            "export_seconds": export["seconds"],
+            "export_seconds": max(runs),  # the worst of the runs
+            "export_runs_seconds": runs,
             "export_peak_rss_mib": sampler.peak / MIB,
         }
         sampler.reset()
@@ -167,6 +172,7 @@ def run(
     tick_rows: int,
     exports: Path,
     whole_days: bool = False,
+    export_runs: int = 1,
 ) -> dict:
     """Each size loaded afresh, spread over `days` days ending now (`whole_days`: ending at
     today's midnight, so `--days 1` puts every row in the exported day)."""
@@ -187,7 +193,7 @@ def run(
             partitions.ensure_days(connection, partitions.day_of(start), partitions.day_of(end))
         with stopwatch() as loading:
             load(engine, contract, 1, size, start, step)
-        figures = measure(engine, contract, size, tick_rows, step, exports, yesterday)
+        figures = measure(engine, contract, size, tick_rows, step, exports, yesterday, export_runs)
         figures["load_seconds"] = loading["seconds"]
         results.append(figures)
         print(json.dumps(figures), flush=True)
@@ -231,8 +237,8 @@ def render(report: dict) -> str:
         markdown_table(headers, rows)
         + f"\n\nTick: the newest {report['tick_window_rows']:,} rows counted into the bins, live "
         "quality and the report (targets: <= 2 s at 30M rows, flat memory). First tick: every "
-        "logged row counted. Export: the newest full day to Parquet (target <= 60 s for 10M "
-        f"rows). Rows spread over {report['days']} days"
+        "logged row counted. Export: the newest full day to Parquet, the worst of its runs "
+        f"(target <= 60 s for 10M rows). Rows spread over {report['days']} days"
         + (" ending at midnight" if report.get("whole_days") else "")
         + f". Machine: {report['machine']}\n"
     )
@@ -250,19 +256,36 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--whole-days", action="store_true", help="rows end at today's midnight, not now"
     )
+    parser.add_argument(
+        "--export-runs", type=int, default=1, help="exports of the day per size (worst shown)"
+    )
     parser.add_argument("--url", help="PostgreSQL URL; default a throwaway server")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/monitoring.json"))
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="churnops-bench-") as tmp:
         exports = Path(tmp) / "exports"
         if args.url:
-            report = run(args.url, args.rows, args.days, args.tick_rows, exports, args.whole_days)
+            report = run(
+                args.url,
+                args.rows,
+                args.days,
+                args.tick_rows,
+                exports,
+                args.whole_days,
+                args.export_runs,
+            )
         else:
             server = Postgres()
             try:
                 server.start()
                 report = run(
-                    server.url, args.rows, args.days, args.tick_rows, exports, args.whole_days
+                    server.url,
+                    args.rows,
+                    args.days,
+                    args.tick_rows,
+                    exports,
+                    args.whole_days,
+                    args.export_runs,
                 )
             finally:
                 server.remove()
