@@ -60,7 +60,9 @@ def copy_batches(engine: Engine, query: Select, schema: pa.Schema) -> Iterator[p
     try:
         with open(read_fd, "rb") as source:
             if source.peek(1):  # Arrow refuses an empty CSV stream; no rows, no batches
-                yield from pacsv.open_csv(source, **_csv_options(schema))
+                reader = pacsv.open_csv(source, **_csv_options(schema))
+                with reader:  # its read-ahead stops before the pipe closes
+                    yield from reader
     except BaseException as error:
         # Closing the read end broke the pipe: the producer stops; its connection is mid-COPY.
         producer.join()
