@@ -1,10 +1,9 @@
 """One UTC day of the prediction log, joined with its labels, as a Parquet file: the history
 retraining and analysis read once the store's own partitions have been dropped.
 
-The rows stream in bounded batches into one Parquet writer, so memory stays flat whatever the
-day holds (PostgreSQL: `COPY` parsed by Arrow, see `copy_stream`; SQLite: a cursor's chunks);
-the file is written under a temporary name and moved into place, so a reader never sees half a
-day.
+The rows stream in bounded batches into one Parquet writer, so what is held does not grow with
+the day (PostgreSQL: `COPY` parsed by Arrow, see `copy_stream`; SQLite: a cursor's chunks); the
+file is written under a temporary name and moved into place, so a reader never sees half a day.
 """
 
 from __future__ import annotations
