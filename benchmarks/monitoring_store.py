@@ -104,7 +104,16 @@ def _reference(contract: Contract):
     return binned_reference(frame, contract)
 
 
-def measure(engine: Engine, contract: Contract, rows: int, tick_rows: int, step: float, out: Path):
+def measure(
+    engine: Engine,
+    contract: Contract,
+    rows: int,
+    tick_rows: int,
+    step: float,
+    out: Path,
+    day: dt.date,
+    export_runs: int = 1,
+):
     reference = _reference(contract)
     thresholds = DriftThresholds.from_settings(Settings(monitor_min_rows=tick_rows))
     sampler = RssSampler(children=False)
@@ -130,14 +139,17 @@ def measure(engine: Engine, contract: Contract, rows: int, tick_rows: int, step:
             "first_tick_rows": sum(everything[SCORE_COLUMN].values()),
             "first_tick_peak_rss_mib": sampler.peak / MIB,
         }
-        day = partitions.day_of(latest) - dt.timedelta(days=1)
         sampler.reset()
-        with stopwatch() as export:
-            exported = export_day(engine, contract, day, str(out))
+        runs = []
+        for _ in range(export_runs):
+            with stopwatch() as export:
+                exported = export_day(engine, contract, day, str(out))
+            runs.append(export["seconds"])
         figures |= {
             "export_day": day.isoformat(),
             "export_rows": exported,
-            "export_seconds": export["seconds"],
+            "export_seconds": max(runs),  # the worst of the runs
+            "export_runs_seconds": runs,
             "export_peak_rss_mib": sampler.peak / MIB,
         }
         sampler.reset()
@@ -153,13 +165,27 @@ def measure(engine: Engine, contract: Contract, rows: int, tick_rows: int, step:
     return figures
 
 
-def run(url: str, sizes: tuple[int, ...], days: int, tick_rows: int, exports: Path) -> dict:
-    """Each size loaded afresh, spread over `days` days ending now."""
+def run(
+    url: str,
+    sizes: tuple[int, ...],
+    days: int,
+    tick_rows: int,
+    exports: Path,
+    whole_days: bool = False,
+    export_runs: int = 1,
+) -> dict:
+    """Each size loaded afresh, spread over `days` days ending now (`whole_days`: ending at
+    today's midnight, so `--days 1` puts every row in the exported day)."""
     contract = telco_contract()
     engine = prediction_store.connect(url, contract)
     results = []
     for size in sorted(sizes):
-        end = time.time()
+        yesterday = partitions.day_of(time.time()) - dt.timedelta(days=1)
+        end = (
+            partitions.day_start(yesterday) + partitions.DAY_SECONDS - 1
+            if whole_days
+            else time.time()
+        )
         start = partitions.day_start(partitions.day_of(end) - dt.timedelta(days=days - 1))
         step = (end - start) / size
         with engine.begin() as connection:
@@ -167,12 +193,18 @@ def run(url: str, sizes: tuple[int, ...], days: int, tick_rows: int, exports: Pa
             partitions.ensure_days(connection, partitions.day_of(start), partitions.day_of(end))
         with stopwatch() as loading:
             load(engine, contract, 1, size, start, step)
-        figures = measure(engine, contract, size, tick_rows, step, exports)
+        figures = measure(engine, contract, size, tick_rows, step, exports, yesterday, export_runs)
         figures["load_seconds"] = loading["seconds"]
         results.append(figures)
         print(json.dumps(figures), flush=True)
     engine.dispose()
-    return {"machine": machine(), "days": days, "tick_window_rows": tick_rows, "results": results}
+    return {
+        "machine": machine(),
+        "days": days,
+        "whole_days": whole_days,
+        "tick_window_rows": tick_rows,
+        "results": results,
+    }
 
 
 def render(report: dict) -> str:
@@ -205,8 +237,10 @@ def render(report: dict) -> str:
         markdown_table(headers, rows)
         + f"\n\nTick: the newest {report['tick_window_rows']:,} rows counted into the bins, live "
         "quality and the report (targets: <= 2 s at 30M rows, flat memory). First tick: every "
-        "logged row counted. Export: the newest full day to Parquet (target <= 60 s for 10M "
-        f"rows). Rows spread over {report['days']} days. Machine: {report['machine']}\n"
+        "logged row counted. Export: the newest full day to Parquet, the worst of its runs "
+        f"(target <= 60 s for 10M rows). Rows spread over {report['days']} days"
+        + (" ending at midnight" if report.get("whole_days") else "")
+        + f". Machine: {report['machine']}\n"
     )
 
 
@@ -219,18 +253,40 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=_sizes, default=FULL_ROWS, help="comma-separated sizes")
     parser.add_argument("--days", type=int, default=3, help="days the rows spread over")
     parser.add_argument("--tick-rows", type=int, default=10_000, help="new rows per tick")
+    parser.add_argument(
+        "--whole-days", action="store_true", help="rows end at today's midnight, not now"
+    )
+    parser.add_argument(
+        "--export-runs", type=int, default=1, help="exports of the day per size (worst shown)"
+    )
     parser.add_argument("--url", help="PostgreSQL URL; default a throwaway server")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/monitoring.json"))
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="churnops-bench-") as tmp:
         exports = Path(tmp) / "exports"
         if args.url:
-            report = run(args.url, args.rows, args.days, args.tick_rows, exports)
+            report = run(
+                args.url,
+                args.rows,
+                args.days,
+                args.tick_rows,
+                exports,
+                args.whole_days,
+                args.export_runs,
+            )
         else:
             server = Postgres()
             try:
                 server.start()
-                report = run(server.url, args.rows, args.days, args.tick_rows, exports)
+                report = run(
+                    server.url,
+                    args.rows,
+                    args.days,
+                    args.tick_rows,
+                    exports,
+                    args.whole_days,
+                    args.export_runs,
+                )
             finally:
                 server.remove()
     table = render(report)

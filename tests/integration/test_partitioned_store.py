@@ -1,6 +1,7 @@
 """The prediction log on a real PostgreSQL server: day partitions created ahead, rows routed
 to their day (or the DEFAULT partition and moved later), retention, the migration of a store
-made before partitioning, and drift counts by SQL equal to the same counts made in Python."""
+made before partitioning, drift counts by SQL equal to the same counts made in Python, and a
+day's export by COPY equal to the row-by-row one."""
 
 from __future__ import annotations
 
@@ -8,15 +9,20 @@ import datetime as dt
 from collections.abc import Iterator
 
 import numpy as np
+import psycopg2
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import sqlalchemy
-from sqlalchemy import text
+from sqlalchemy import func, literal_column, select, text
 
-from churnops.contract import telco_contract
+from churnops.contract import Contract, Feature, Target, telco_contract
 from churnops.data.synthetic import DriftSpec
 from churnops.monitoring import partitions, prediction_store
 from churnops.monitoring.binned import binned_reference, count_frame, quality_from_bins
+from churnops.monitoring.copy_stream import copy_batches
 from churnops.monitoring.drift import SCORE_COLUMN, live_quality
+from churnops.monitoring.export import day_location, export_day, export_schema
 from churnops.monitoring.prediction_store import store_schema
 from churnops.monitoring.window_counts import count_window, quality_bins
 from tests.postgres import Postgres, needs_postgres
@@ -165,3 +171,85 @@ def test_postgres_counts_a_window_into_the_same_bins_as_python(engine) -> None:
     assert binned["1"]["brier"] == pytest.approx(exact["1"]["brier"])
     assert binned["1"]["roc_auc"] == pytest.approx(exact["1"]["roc_auc"], abs=5e-3)
     assert SCORE_COLUMN in counted
+
+
+# Values PostgreSQL's CSV must carry through: delimiters, quotes, newlines, an empty string
+# beside a missing one, booleans, 64-bit integers, floats at full precision.
+EDGE = Contract(
+    dataset="edge",
+    id_column="account",
+    target=Target(name="left", positive=("yes",), negative=("no",)),
+    features=(
+        Feature(name="plan", kind="categorical"),
+        Feature(name="has app", kind="boolean", nullable=True),
+        Feature(name="seats", kind="integer", nullable=True),
+        Feature(name="spend", kind="numeric", nullable=True),
+    ),
+)
+ACCOUNTS = ["a,b", 'say "hi"', "two\nlines", "", None, "plain", "d\\e", "x\r\ny"]
+
+
+def _edge_rows(day: dt.date) -> list[dict[str, object]]:
+    start = partitions.day_start(day)
+    rows = []
+    for i, account in enumerate(ACCOUNTS):
+        rows.append(
+            {
+                "request_id": f"e{i}",
+                "ts": start + i / 3,
+                "model_version": "7",
+                "account": account,
+                "plan": ["basic", "pro, annual", "", '"q"'][i % 4],
+                "has app": [True, False, None][i % 3],
+                "seats": [2**40, None, -3][i % 3],
+                "spend": [0.1 + 0.2, None, 1e-300, 123456.789][i % 4],
+                SCORE_COLUMN: i / 7,
+                "churn": "yes" if i % 2 else "no",
+            }
+        )
+    rows.append({**rows[0], "request_id": "late", "ts": start + partitions.DAY_SECONDS})
+    return rows
+
+
+def test_postgres_exports_a_day_as_sqlite_does(engine, tmp_path) -> None:
+    """The COPY path writes the same file as the row path: same values, nulls and labels."""
+    day = TODAY - dt.timedelta(days=1)
+    sqlite = prediction_store.connect(f"sqlite:///{tmp_path / 'p.db'}", EDGE)
+    labels = [{"request_id": "e1", "left": "yes"}, {"account": "a,b", "left": "no"}]
+    for store in (engine, sqlite):
+        prediction_store.write_predictions(store, EDGE, _edge_rows(day))
+        prediction_store.write_feedback(store, EDGE, labels)
+    assert export_day(engine, EDGE, day, str(tmp_path / "pg")) == len(ACCOUNTS)
+    assert export_day(sqlite, EDGE, day, str(tmp_path / "sqlite")) == len(ACCOUNTS)
+    exported = pq.read_table(day_location(str(tmp_path / "pg"), day))
+    expected = pq.read_table(day_location(str(tmp_path / "sqlite"), day))
+    assert exported.schema == expected.schema == export_schema(EDGE)
+    assert exported.sort_by("request_id").equals(expected.sort_by("request_id"))
+    frame = exported.to_pandas().set_index("request_id")
+    assert frame.loc[[f"e{i}" for i in range(5)], "account"].tolist() == [*ACCOUNTS[:4], None]
+    assert frame["left"].to_dict() == {
+        "e0": "no",
+        "e1": "yes",
+        **{f"e{i}": None for i in range(2, len(ACCOUNTS))},
+    }
+    assert frame.loc["e0", "seats"] == 2**40 and frame.loc["e0", "spend"] == 0.1 + 0.2
+
+
+def test_postgres_exports_an_empty_day_as_an_empty_file(engine, tmp_path) -> None:
+    day = TODAY - dt.timedelta(days=2)
+    assert export_day(engine, EDGE, day, str(tmp_path)) == 0
+    table = pq.read_table(day_location(str(tmp_path), day))
+    assert table.num_rows == 0 and table.schema == export_schema(EDGE)
+
+
+def test_a_failing_copy_raises_its_error_and_leaves_the_engine_usable(engine) -> None:
+    series = text("generate_series(1, 300000) AS g")
+    failing = select(func.sqrt(literal_column("-g"))).select_from(series)
+    with pytest.raises(psycopg2.Error, match="square root"):
+        list(copy_batches(engine, failing, pa.schema([("x", pa.float64())])))
+    # A reader that refuses the rows stops a COPY larger than the pipe without hanging.
+    words = select(literal_column("'w' || g")).select_from(series)
+    with pytest.raises(pa.ArrowInvalid):
+        list(copy_batches(engine, words, pa.schema([("x", pa.int64())])))
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT 1")).scalar_one() == 1
