@@ -172,6 +172,19 @@ class Settings(BaseSettings):
         "route (same answers, without BentoML's per-record objects); anything else, and all "
         "of them when false, on BentoML's API.",
     )
+    rollout: Literal["off", "shadow", "canary"] = Field(
+        "off",
+        description="`shadow`: serving also scores every request with `@challenger` and logs "
+        "its score beside the champion's answer; `canary`: a sticky share of customers is "
+        "answered by `@challenger`; `off`: only `@champion`.",
+    )
+    canary_share: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="Share of customers (a stable hash of the id) `canary` answers with "
+        "`@challenger`.",
+    )
     api_token: SecretStr | None = Field(
         None,
         description="Bearer token every API route needs when set (probes, docs, metrics and "

@@ -82,7 +82,12 @@ class ChampionFollower:
         poll_seconds: float,
         contract: Contract,
         load_reference: ReferenceLoader | None = None,
+        alias: str = CHAMPION,
     ) -> None:
+        # The champion stays loaded while its alias is unset (answers go on); any other alias
+        # (a rollout's challenger) is dropped with it, so a promoted or removed challenger is
+        # never served or shadowed again.
+        self.alias = alias
         self._resolve = resolve
         self._load = load
         self._load_reference = load_reference
@@ -107,6 +112,8 @@ class ChampionFollower:
         except Exception as exc:  # registry unreachable: keep serving the loaded model
             return self._failed(exc)
         if target is None:
+            if self.alias != CHAMPION:
+                self.current = None
             self.failures = 0
             self.last_error = "no model version holds the alias yet"
             return False
@@ -150,7 +157,7 @@ class ChampionFollower:
         )
         self.last_error = None
         self.refused = None
-        log.info("serving model version %s (was %s)", version, previous)
+        log.info("@%s: model version %s loaded (was %s)", self.alias, version, previous)
         return True
 
     def _explainer(
@@ -168,12 +175,16 @@ class ChampionFollower:
     def _failed(self, exc: Exception) -> bool:
         self.failures += 1
         self.last_error = _describe(exc)
-        log.warning("champion refresh failed (%d in a row): %s", self.failures, self.last_error)
+        log.warning(
+            "%s refresh failed (%d in a row): %s", self.alias, self.failures, self.last_error
+        )
         return False
 
     def start(self) -> None:
         self.refresh()
-        self._thread = threading.Thread(target=self._poll, name="champion-follower", daemon=True)
+        self._thread = threading.Thread(
+            target=self._poll, name=f"{self.alias}-follower", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:

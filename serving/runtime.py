@@ -8,10 +8,11 @@ SQLAlchemy) is imported here, by the worker alone (benchmarks/serving.py measure
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import NamedTuple
 
@@ -24,6 +25,7 @@ from churnops.model.scoring import rows_to_frame
 from churnops.monitoring import prediction_store
 from churnops.records import record_id, records_to_rows
 from churnops.settings import Settings
+from registry.interface import CHALLENGER
 from registry.mlflow_registry import MlflowModelRegistry
 from serving.batcher import MicroBatcher, one_openmp_thread
 from serving.champion import ChampionFollower, LoadedModel, alias_resolver, pinned_resolver
@@ -31,6 +33,9 @@ from serving.errors import Unavailable
 from serving.group_commit import GroupCommit
 from serving.journal import JournalFull, PredictionJournal
 from serving.prediction_log import PredictionLogger
+from serving.rollout import SHADOW_ROW, answered_by_challenger, split_writer
+
+log = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
 REASON_COUNT = 3
@@ -47,6 +52,7 @@ class Scored(NamedTuple):
     answer: str
     model: LoadedModel
     reasons: list[Reason] | None = None
+    shadow: Scored | None = None  # the challenger's score of the same row, in shadow mode
 
 
 def request_ids(count: int) -> list[str]:
@@ -90,11 +96,29 @@ class ServingRuntime:
             contract,
             load_reference=registry.load_reference,
         )
+        self.rollout = settings.rollout
+        self.canary_share = settings.canary_share
+        # `@challenger`, followed only while a rollout runs (off costs nothing).
+        self.challenger = (
+            ChampionFollower(
+                alias_resolver(registry, CHALLENGER),
+                registry.load_model,
+                settings.alias_poll_seconds,
+                contract,
+                load_reference=registry.load_reference,
+                alias=CHALLENGER,
+            )
+            if settings.rollout != "off"
+            else None
+        )
         # No I/O here: a store that is down at start must not stop serving (rows are buffered).
         self.store = prediction_store.connect(settings.prediction_store)
         self.logger = (
             PredictionLogger(
-                partial(prediction_store.write_prediction_rows, self.store, contract),
+                split_writer(
+                    partial(prediction_store.write_prediction_rows, self.store, contract),
+                    partial(prediction_store.write_shadow_rows, self.store, contract),
+                ),
                 PredictionJournal(settings.journal_dir, settings.journal_max_bytes),
             )
             if settings.prediction_logging
@@ -106,6 +130,8 @@ class ServingRuntime:
             self._score_rows, max_rows=MAX_BATCH, thread_setup=one_openmp_thread
         )
         self.follower.start()
+        if self.challenger is not None:
+            self.challenger.start()
 
     def ready(self) -> bool:
         return self.follower.current is not None
@@ -113,6 +139,8 @@ class ServingRuntime:
     def close(self) -> None:
         """Graceful stop: every answered prediction reaches the store before exit."""
         self.follower.stop()
+        if self.challenger is not None:
+            self.challenger.stop()
         if self.commit is not None:
             self.commit.close()
         if self.logger is not None:
@@ -121,6 +149,12 @@ class ServingRuntime:
     def status(self) -> dict[str, object]:
         status = self.follower.status()
         status["batching"] = self.batcher.stats()
+        if self.challenger is not None:
+            status["rollout"] = {
+                "mode": self.rollout,
+                "canary_share": self.canary_share if self.rollout == "canary" else None,
+                "challenger": self.challenger.status(),
+            }
         if self.logger is not None and self.commit is not None:
             status["prediction_log"] = {**self.logger.stats(), "commits": self.commit.stats()}
         return status
@@ -145,15 +179,55 @@ class ServingRuntime:
         return [(derive_row_id(row), row) for row in rows]
 
     def _score_rows(self, items: list[tuple[str, tuple[str | None, list[object]]]]) -> list[Scored]:
-        """(request id, (customer id, row)) pairs scored by one model in one call."""
-        loaded = self._loaded()
-        rows = [row for _, (_, row) in items]
-        return self._scored(items, loaded.score(rows), loaded)
+        """(request id, (customer id, row)) pairs scored in one call per model."""
+        return self._routed(items, self._plain)
 
     def _explained_rows(self, items: list) -> list[Scored]:
         """As `_score_rows`, with reason codes (off the micro-batcher: only explaining
         requests pay for them)."""
-        loaded = self._loaded()
+        return self._routed(items, self._explained)
+
+    def _routed(
+        self, items: list, score: Callable[[list, LoadedModel], list[Scored]]
+    ) -> list[Scored]:
+        """The champion answers, unless a rollout gives the challenger a part: in shadow mode it
+        scores the same rows too (its scores are logged, never answered); in canary mode it
+        answers the customers whose id hashes into the share."""
+        champion = self._loaded()
+        challenger = self._challenger(champion)
+        if challenger is None:
+            return score(items, champion)
+        if self.rollout == "shadow":
+            return self._shadowed(score(items, champion), items, challenger)
+        picks = [answered_by_challenger(c, row, self.canary_share) for _, (c, row) in items]
+        chosen = [item for item, pick in zip(items, picks, strict=True) if pick]
+        others = [item for item, pick in zip(items, picks, strict=True) if not pick]
+        by_challenger = iter(score(chosen, challenger) if chosen else [])
+        by_champion = iter(score(others, champion) if others else [])
+        return [next(by_challenger) if pick else next(by_champion) for pick in picks]
+
+    def _challenger(self, champion: LoadedModel) -> LoadedModel | None:
+        """The loaded challenger when a rollout runs and it is not the champion itself."""
+        loaded = self.challenger.current if self.challenger is not None else None
+        return loaded if loaded is not None and loaded.version != champion.version else None
+
+    def _shadowed(
+        self, answered: list[Scored], items: list, challenger: LoadedModel
+    ) -> list[Scored]:
+        """The champion's answers carrying the challenger's scores; a challenger that fails
+        to score costs its log rows, never an answer."""
+        try:
+            shadow = self._plain(items, challenger)
+        except Exception as exc:
+            log.warning("challenger %s failed to score: %s", challenger.version, exc)
+            return answered
+        return [a._replace(shadow=s) for a, s in zip(answered, shadow, strict=True)]
+
+    def _plain(self, items: list, loaded: LoadedModel) -> list[Scored]:
+        rows = [row for _, (_, row) in items]
+        return self._scored(items, loaded.score(rows), loaded)
+
+    def _explained(self, items: list, loaded: LoadedModel) -> list[Scored]:
         if loaded.explainer is None:
             raise Unavailable(
                 f"reason codes are unavailable for model version {loaded.version}: "
@@ -187,8 +261,11 @@ class ServingRuntime:
         """On disk before the answer leaves (shared with every request syncing meanwhile)."""
         if self.commit is None:
             return
+        rows = log_rows(scored)
+        if self.rollout == "shadow":
+            rows += shadow_log_rows(scored)
         try:
-            await self.commit.commit(log_rows(scored))
+            await self.commit.commit(rows)
         except JournalFull as exc:  # never answer what cannot be kept
             raise Unavailable(str(exc)) from exc
 
@@ -235,4 +312,15 @@ def log_rows(scored: list[Scored]) -> list[tuple]:
             item.answer,
         )
         for item in scored
+    ]
+
+
+def shadow_log_rows(scored: list[Scored]) -> list[tuple]:
+    """The challenger's scores as journal rows: `SHADOW_ROW` and then
+    `prediction_store.SHADOW_COLUMNS` (sent to their own table by `rollout.split_writer`)."""
+    now = time.time()
+    return [
+        (SHADOW_ROW, item.request_id, shadow.model.version, now, shadow.score, shadow.answer)
+        for item in scored
+        if (shadow := item.shadow) is not None
     ]

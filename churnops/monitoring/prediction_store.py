@@ -50,6 +50,10 @@ from churnops.monitoring import partitions
 from churnops.monitoring.partitions import PREDICTIONS
 
 FEEDBACK = "feedback"
+# Scores of the versions a shadow rollout runs beside the champion (`serving/rollout.py`):
+# keyed by (request_id, model_version), so a live comparison joins them to the logged
+# prediction and its label by request id, one row per version.
+SHADOW_PREDICTIONS = "shadow_predictions"
 SCORE_COLUMN = "churn_probability"
 # The served answer (`positive_label` / `negative_label`) is stored as `churn`; a read window
 # names it `predicted_churn`, apart from the target's own column (which may be `churn` too).
@@ -121,6 +125,7 @@ class StoreSchema:
     metadata: MetaData
     predictions: Table
     feedback: Table
+    shadow: Table
 
     @cached_property
     def prediction_columns(self) -> tuple[str, ...]:
@@ -196,7 +201,16 @@ def store_schema(contract: Contract) -> StoreSchema:
         # The target's canonical label (`contract.target.positive_label` / `negative_label`).
         Column(contract.target.name, String(64), nullable=False),
     )
-    schema = StoreSchema(contract, metadata, predictions, feedback)
+    shadow = Table(
+        SHADOW_PREDICTIONS,
+        metadata,
+        Column("request_id", String(64), primary_key=True),
+        Column("model_version", String(64), primary_key=True),
+        Column("ts", Float, nullable=False),
+        Column(SCORE_COLUMN, Float, nullable=False),
+        Column(ANSWER_COLUMN, String(64), nullable=False),
+    )
+    schema = StoreSchema(contract, metadata, predictions, feedback, shadow)
     _SCHEMAS[contract] = schema
     return schema
 
@@ -254,7 +268,7 @@ def _create_tables(engine: Engine, schema: StoreSchema) -> None:
     if engine.dialect.name != "postgresql":
         schema.metadata.create_all(engine)
         return
-    schema.metadata.create_all(engine, tables=[schema.feedback])
+    schema.metadata.create_all(engine, tables=[schema.feedback, schema.shadow])
     with engine.begin() as connection:
         partitions.lock(connection)
         if partitions.table_kind(connection) is None:
@@ -320,6 +334,30 @@ def _insert_once(engine: Engine, predictions: Table) -> Any:
     if engine.dialect.name == "sqlite":
         return insert(predictions).prefix_with("OR IGNORE")
     return insert(predictions)
+
+
+SHADOW_COLUMNS = ("request_id", "model_version", "ts", SCORE_COLUMN, ANSWER_COLUMN)
+
+
+def write_shadow_rows(engine: Engine, contract: Contract, rows: Sequence[Sequence[Any]]) -> None:
+    """Shadow scores as tuples in `SHADOW_COLUMNS` order, idempotent by (request id, version)
+    like `write_prediction_rows` (the journal may ship them twice)."""
+    if not rows:
+        return
+    ensure_tables(engine, contract)
+    shadow = store_schema(contract).shadow
+    named = [dict(zip(SHADOW_COLUMNS, row, strict=True)) for row in rows]
+    with engine.begin() as connection:
+        connection.execute(_insert_once(engine, shadow), named)
+
+
+def read_shadow_predictions(engine: Engine, contract: Contract) -> pd.DataFrame:
+    """Every shadow score, in `SHADOW_COLUMNS`."""
+    ensure_tables(engine, contract)
+    shadow = store_schema(contract).shadow
+    with engine.connect() as connection:
+        result = connection.execute(select(*(shadow.c[name] for name in SHADOW_COLUMNS)))
+        return pd.DataFrame(result.fetchall(), columns=list(SHADOW_COLUMNS))
 
 
 def write_predictions(engine: Engine, contract: Contract, rows: Sequence[dict[str, Any]]) -> None:

@@ -23,6 +23,7 @@ def test_serving_benchmark_smoke_fills_every_cell_without_errors(tmp_path: Path,
     servers = (
         "bento",
         "bento (logging off)",
+        "bento (shadow)",
         "mlflow models serve",
         "constant bento (framework ceiling)",
         "uvicorn + starlette (HTTP ceiling)",
@@ -45,5 +46,7 @@ def test_serving_benchmark_smoke_fills_every_cell_without_errors(tmp_path: Path,
     assert limit["rows_per_s"] > 0 and limit["rows_per_request"] == 10_000
     assert all(seconds > 0 for seconds in report["cold_start_s"].values())
     assert report["targets"]["zero errors in every cell"]["met"]
+    (shadow,) = [v for k, v in report["targets"].items() if k.startswith("shadow mode")]
+    assert shadow["worst_cost"] < 1.0
     assert out.with_suffix(".md").read_text().startswith("Machine: ")
     figures(out.with_suffix(".md").read_text())

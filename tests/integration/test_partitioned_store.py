@@ -253,3 +253,23 @@ def test_a_failing_copy_raises_its_error_and_leaves_the_engine_usable(engine) ->
         list(copy_batches(engine, words, pa.schema([("x", pa.int64())])))
     with engine.connect() as connection:
         assert connection.execute(text("SELECT 1")).scalar_one() == 1
+
+
+def test_shadow_scores_sit_beside_the_partitioned_log_and_join_it_by_request_id(engine) -> None:
+    now = partitions.day_start(TODAY) + 60
+    rows = _rows_at([now, now + 1])
+    prediction_store.write_predictions(engine, TELCO, rows)
+    shadow = [(f"r{i}", "8", now + i, 0.25 * (i + 1), "No") for i in range(2)]
+    prediction_store.write_shadow_rows(engine, TELCO, shadow)
+    prediction_store.write_shadow_rows(engine, TELCO, shadow[:1])  # shipped twice: kept once
+    paired = text(
+        "SELECT p.request_id, p.model_version, p.churn_probability, s.model_version, "
+        "s.churn_probability FROM predictions p JOIN shadow_predictions s "
+        "ON s.request_id = p.request_id ORDER BY p.request_id"
+    )
+    with engine.connect() as connection:
+        joined = connection.execute(paired).all()
+    assert [(r[0], r[3], r[4]) for r in joined] == [("r0", "8", 0.25), ("r1", "8", 0.5)]
+    assert [(r[1], r[2]) for r in joined] == [
+        (row["model_version"], row["churn_probability"]) for row in rows
+    ]
