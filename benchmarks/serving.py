@@ -60,6 +60,7 @@ HTTP_CEILING = "uvicorn + starlette (HTTP ceiling)"
 COMPUTE_LIMIT = "estimator only (encoded matrix, 10k rows/call, 1 thread)"
 COMPUTE_BATCH = 10_000
 SHADOW = "bento (shadow)"
+API_ROUTE = "bento (BentoML API route only)"
 # A shadow server makes one more model call per micro-batch: at most the model's share of a
 # request's cost again, so it should keep at least half of plain serving's throughput.
 SHADOW_MAX_COST = 0.5
@@ -139,7 +140,13 @@ def servers(tracking_uri: str, model_uri: str, state: Path) -> list[Server]:
     path = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
     base = {**os.environ, "PATH": path, "MLFLOW_TRACKING_URI": tracking_uri}
 
-    def bento(name: str, logging: bool = True, workers: int = 1, rollout: str = "off") -> Server:
+    def bento(
+        name: str,
+        logging: bool = True,
+        workers: int = 1,
+        rollout: str = "off",
+        lean_route: bool = True,
+    ) -> Server:
         env = {
             **base,
             "CHURNOPS_MLFLOW_TRACKING_URI": tracking_uri,
@@ -148,6 +155,7 @@ def servers(tracking_uri: str, model_uri: str, state: Path) -> list[Server]:
             "CHURNOPS_PREDICTION_LOGGING": str(logging).lower(),
             "CHURNOPS_SERVING_WORKERS": str(workers),
             "CHURNOPS_ROLLOUT": rollout,
+            "CHURNOPS_SERVING_LEAN_ROUTE": str(lean_route).lower(),
             "BENTOML_HOME": str(state / "bentoml"),
         }
         return Server(
@@ -188,6 +196,7 @@ def servers(tracking_uri: str, model_uri: str, state: Path) -> list[Server]:
         bento("bento (logging off)", logging=False),
         bento("bento (2 workers)", workers=2),
         bento(SHADOW, rollout="shadow"),
+        bento(API_ROUTE, lean_route=False),
         Server(
             "mlflow models serve",
             lambda rows: "/invocations",
@@ -549,6 +558,8 @@ FULL = {
 SMOKE = {"duration": 1.0, "warmup": 1.0, "concurrency": "1,8", "rows": "1,10", "train_rows": 3_000}
 # The smoke run leaves out the two-worker Bento (the same service, only slower to start).
 SMOKE_SKIPS = {"bento (2 workers)"}
+# Measured only when named in --servers: what the lean route saves against BentoML's own API.
+ON_REQUEST = {API_ROUTE}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -586,7 +597,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             cells: list[Cell] = []
             cold: dict[str, float] = {}
             chosen = set(args.servers.split(",")) if args.servers else None
-            skipped = SMOKE_SKIPS if args.smoke and chosen is None else set()
+            skipped = set()
+            if chosen is None:
+                skipped = ON_REQUEST | (SMOKE_SKIPS if args.smoke else set())
             for server in servers(tracking_uri, model_uri, work):
                 if (chosen is not None and server.name not in chosen) or server.name in skipped:
                     continue

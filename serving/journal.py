@@ -45,6 +45,12 @@ class JournalFull(RuntimeError):
     """The journal holds `max_bytes` already: the store has been away too long."""
 
 
+# Rows kept in memory for the shipper (~2.5 KiB each as Python tuples): a backlog past this is
+# read back from disk. 200k let a worker that could not ship as fast as it answered (1,000-record
+# requests, benchmarks/serving.py) grow to 944 MiB; 20k bounds that cache near 50 MiB.
+CACHED_ROWS = 20_000
+
+
 @dataclass
 class Segment:
     """A sealed segment file and, while cached, its rows."""
@@ -58,7 +64,7 @@ class Segment:
 
 class PredictionJournal:
     def __init__(
-        self, directory: Path, max_bytes: int = 1 << 30, cached_rows: int = 200_000
+        self, directory: Path, max_bytes: int = 1 << 30, cached_rows: int = CACHED_ROWS
     ) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
