@@ -468,6 +468,24 @@ def test_prod_is_bigger_than_dev() -> None:
     assert not any(image.endswith((":dev", ":latest")) for image in prod_images)
 
 
+# The serving benchmark's last full run, committed with the README's Performance table.
+SERVING_FIGURES = REPO_ROOT / "docs" / "performance" / "serving.json"
+
+
+def test_the_bento_memory_limits_leave_half_again_the_measured_peak() -> None:
+    """A limit below what the service was measured to use gets it OOM-killed under load: every
+    overlay's Bento limit is at least 1.5x the peak RSS of its whole process tree (supervisor
+    and worker) in the benchmark's full run."""
+    figures = json.loads(SERVING_FIGURES.read_text())
+    assert figures["settings"]["rows"] == [1, 100, 1000]  # a full run, not a smoke one
+    peak = max(c["rss_mib"] for c in figures["cells"] if c["server"] == "bento") * 2**20
+    for overlay in ("dev", "prod"):
+        bento = find(rendered(overlay), "Deployment", "bento")
+        (container,) = pod_spec(bento)["containers"]
+        limit = parse_quantity(container["resources"]["limits"]["memory"])
+        assert limit >= 1.5 * peak, (overlay, limit / 2**20, peak / 2**20)
+
+
 def parse_quantity(quantity: str) -> float:
     units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "m": 1e-3, "": 1}
     number, unit = re.fullmatch(r"([0-9.]+)([A-Za-z]*)", quantity).groups()
