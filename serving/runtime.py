@@ -34,10 +34,10 @@ from serving.group_commit import GroupCommit
 from serving.journal import JournalFull, PredictionJournal
 from serving.prediction_log import PredictionLogger
 from serving.rollout import SHADOW_ROW, answered_by_challenger, split_writer
+from serving.schemas import MAX_BATCH
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH = 1000
 REASON_COUNT = 3
 
 

@@ -29,6 +29,8 @@ from churnops.records import ID_ATTRIBUTE, IdText, record_model
 # Attribute of the label field of feedback, whatever the contract's target is called.
 LABEL_ATTRIBUTE = "label"
 MAX_REQUEST_ID_LENGTH = 64
+# Records per /predict_batch request, and so the most one model call takes (serving/runtime.py).
+MAX_BATCH = 1000
 
 
 class ReasonCode(BaseModel):

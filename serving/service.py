@@ -23,14 +23,13 @@ from serving.errors import Unavailable
 from serving.fast_path import LeanPredictRoute
 from serving.guard import RequestGuard
 from serving.routes import build_routes
-from serving.schemas import FeedbackReceipt, ReasonCode, api_models
+from serving.schemas import MAX_BATCH, FeedbackReceipt, ReasonCode, api_models
 from serving.tokens import configured_tokens
 
 if TYPE_CHECKING:
     from churnops.model.reasons import Reason
     from serving.runtime import Scored, ServingRuntime
 
-MAX_BATCH = 1000
 EXPLAIN_HELP = (
     "Also answer the top 3 reasons pushing each customer towards churn (log-odds "
     "contributions, see GET /model for the method); off, the request costs nothing extra."
