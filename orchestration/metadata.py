@@ -35,6 +35,7 @@ K8S_STEP_RESOURCES = {
     "training": LARGE_STEP,
     "deployment": MEDIUM_STEP,
     "monitoring": MEDIUM_STEP,
+    "prediction_log": MEDIUM_STEP,
     "scoring": LARGE_STEP,
 }
 

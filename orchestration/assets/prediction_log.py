@@ -13,7 +13,9 @@ from churnops.monitoring.prediction_store import store_schema
 from orchestration.metadata import platform_asset
 from orchestration.resources import DataContractResource, PredictionLogPolicy, PredictionStore
 
-PREDICTION_LOG = "monitoring"
+# Its own group: the retraining job selects the monitoring group, and a daily-partitioned asset
+# in an unpartitioned run fails (it has no day to export).
+PREDICTION_LOG = "prediction_log"
 LOG_DAYS = dg.DailyPartitionsDefinition(start_date="2026-01-01")
 
 

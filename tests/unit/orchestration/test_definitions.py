@@ -26,8 +26,26 @@ GROUPS = {
     "champion_version": "deployment",
     "drift_report": "monitoring",
     "churn_scores": "scoring",
-    "prediction_log": "monitoring",
+    "prediction_log": "prediction_log",
 }
+
+
+def test_only_the_export_job_runs_the_day_partitioned_asset() -> None:
+    """A partitioned asset in an unpartitioned job fails every run of it (no partition key)."""
+    partitioned = {
+        key.to_user_string()
+        for assets_def in defs.assets
+        if assets_def.partitions_def is not None
+        for key in assets_def.keys
+        if key.to_user_string() != "churn_scores"
+    }
+    assert partitioned == {"prediction_log"}
+    for name in ("train_and_promote", "retrain_on_drift"):
+        selected = {
+            key.to_user_string()
+            for key in defs.resolve_job_def(name).asset_layer.executable_asset_keys
+        }
+        assert not selected & partitioned, name
 
 
 def test_every_asset_is_grouped_described_owned_and_versioned() -> None:
