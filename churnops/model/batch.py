@@ -31,6 +31,7 @@ from sklearn.pipeline import Pipeline
 
 from churnops.contract import Contract
 from churnops.data.cleaning import customers_to_score
+from churnops.data.output import output_filesystem
 from churnops.data.sources import read_customer_chunks
 from churnops.model.reasons import Explainer, top_reasons
 from churnops.model.scoring import (
@@ -197,7 +198,7 @@ def score_chunks(
         raise ValueError(f"top must be at least 1, got {top}")
     started = time.perf_counter()
     typed = _read_ahead(_typed_chunks(chunks, source, contract))
-    filesystem, path = _filesystem(output)
+    filesystem, path = output_filesystem(output)
     partial = f"{path}.partial-{uuid.uuid4().hex[:8]}"
     metadata = _file_metadata(model, contract, input_fingerprint, source, explain)
     try:
@@ -520,7 +521,7 @@ def _file_metadata(
 
 def read_metadata(path: str) -> dict[str, object]:
     """The lineage facts a score file carries (see `_file_metadata`)."""
-    filesystem, location = _filesystem(path)
+    filesystem, location = output_filesystem(path)
     with filesystem.open_input_file(location) as handle:
         schema = pq.ParquetFile(handle).schema_arrow
     return json.loads((schema.metadata or {}).get(METADATA_KEY, b"{}"))
@@ -535,15 +536,6 @@ def _write_table(
     table = pa.Table.from_pandas(frame.loc[:, schema.names], schema, preserve_index=False)
     with filesystem.open_output_stream(path) as sink:
         pq.write_table(table, sink)
-
-
-def _filesystem(output: str) -> tuple[pafs.FileSystem, str]:
-    """A local path (its folder created) or an object-store URL."""
-    if "://" in output:
-        return pafs.FileSystem.from_uri(output)
-    path = Path(output).expanduser().resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return pafs.LocalFileSystem(), str(path)
 
 
 def _remove_quietly(filesystem: pafs.FileSystem, path: str) -> None:

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from sqlalchemy import Engine
 from sqlalchemy.sql import Select
 
 from churnops.contract import Contract
+from churnops.data.output import output_filesystem
 from churnops.monitoring.copy_stream import copy_batches
 from churnops.monitoring.partitions import DAY_SECONDS, day_start
 from churnops.monitoring.prediction_store import (
@@ -37,14 +36,6 @@ CHUNK_ROWS = 50_000  # SQLite: rows in memory at once (Python objects until Arro
 def day_location(output: str, day: dt.date) -> str:
     """One file per day: exporting a day again replaces its file."""
     return f"{output.rstrip('/')}/date={day.isoformat()}/predictions.parquet"
-
-
-def _filesystem(location: str) -> tuple[pafs.FileSystem, str]:
-    if "://" in location:
-        return pafs.FileSystem.from_uri(location)
-    path = Path(location).expanduser().resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return pafs.LocalFileSystem(), str(path)
 
 
 def _arrow_type(kind: str) -> pa.DataType:
@@ -112,7 +103,7 @@ def export_day(engine: Engine, contract: Contract, day: dt.date, output: str) ->
         # a 10M-row day would spill to disk and cost more than the rest of the export.
         query = query.order_by(predictions.c.ts)
     arrow_schema = export_schema(contract)
-    filesystem, path = _filesystem(day_location(output, day))
+    filesystem, path = output_filesystem(day_location(output, day))
     partial = f"{path}.partial"
     rows = 0
     with (
