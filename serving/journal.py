@@ -1,21 +1,21 @@
 """The prediction journal: answered predictions are on local disk before their answer leaves.
 
 Each group commit (`serving/group_commit.py`) appends the rows of every request waiting as one
-JSON line to the worker's open segment file and calls `fdatasync` once for all of them, as
-databases do, so a crash right after an
-answer cannot lose its row. The shipper (`serving/prediction_log.py`) seals the open segment
-every interval, writes sealed segments to the prediction store, and deletes a segment only once
-the store has every row of it. Rows are inserted idempotently by request id, so a segment
-shipped twice (a crash between the store's commit and the delete) never duplicates.
+JSON line to the worker's open segment (`<owner>-<sequence>.part`) and calls `fdatasync` once
+for all of them, as databases do, so a crash right after an answer cannot lose its row. Every
+interval the open segment is sealed: renamed to `.jsonl`, which is what the shipper
+(`serving/shipper.py`, a process of its own) looks for. The shipper writes sealed segments to
+the prediction store and deletes one only once the store has every row of it; rows are inserted
+idempotently by request id, so a segment shipped twice (a crash between the store's commit and
+the delete) never duplicates.
+
+The worker keeps no rows in memory, only each unshipped segment's size and row count, so a
+long store outage costs disk, not memory. Disk is bounded by `max_bytes`: past it, `append`
+raises `JournalFull` and the service answers 503 rather than answer what it cannot keep.
 
 Every worker owns its segments through an exclusive `flock` on `<owner>.lock`, held for the
 process's life. A segment whose owner's lock can be taken (or is gone) belongs to a dead worker:
-the next worker to start adopts it and ships it.
-
-Sealed segments keep their rows in memory for the shipper, up to `cached_rows`; older ones are
-read back from disk when their turn comes, so a long store outage costs disk, not memory. Disk
-is bounded by `max_bytes`: past it, `append` raises `JournalFull` and the service answers 503
-rather than answer what it cannot keep.
+a shipper takes that lock and ships the segments, open (`.part`) or sealed alike.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 Row = Sequence[Any]
 SEGMENT_SUFFIX = ".jsonl"
+OPEN_SUFFIX = ".part"
 LOCK_SUFFIX = ".lock"
 
 
@@ -45,30 +46,20 @@ class JournalFull(RuntimeError):
     """The journal holds `max_bytes` already: the store has been away too long."""
 
 
-# Rows kept in memory for the shipper (~2.5 KiB each as Python tuples): a backlog past this is
-# read back from disk. 200k let a worker that could not ship as fast as it answered (1,000-record
-# requests, benchmarks/serving.py) grow to 944 MiB; 20k bounds that cache near 50 MiB.
-CACHED_ROWS = 20_000
+@dataclass(frozen=True)
+class Sealed:
+    """A sealed segment the store may not have yet: what it costs on disk and in rows."""
 
-
-@dataclass
-class Segment:
-    """A sealed segment file and, while cached, its rows."""
-
-    path: Path
+    sequence: int
     size: int
-    rows: list[Row] | None  # None: read back from `path` when shipped
-    row_count: int
-    shipped_rows: int = 0  # the leading rows the store already has (a retry resumes there)
+    rows: int
+    opened_at: float  # when its first row was journaled
 
 
 class PredictionJournal:
-    def __init__(
-        self, directory: Path, max_bytes: int = 1 << 30, cached_rows: int = CACHED_ROWS
-    ) -> None:
+    def __init__(self, directory: Path, max_bytes: int = 1 << 30) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
-        self.cached_rows = cached_rows
         directory.mkdir(parents=True, exist_ok=True)
         self.owner = uuid.uuid4().hex
         self._lock_file = _hold_lock(directory / f"{self.owner}{LOCK_SUFFIX}")
@@ -77,14 +68,13 @@ class PredictionJournal:
         self._fd: int | None = None
         self._path: Path | None = None
         self._size = 0
-        self._rows: list[Row] = []
-        self._sealed: deque[Segment] = deque()
+        self._rows = 0
+        self._opened_at = 0.0
+        self._sealed: deque[Sealed] = deque()
         self._sealed_bytes = 0
-        self._cached = 0
+        self._sealed_rows = 0
+        self.other_bytes = 0  # adopted segments of dead workers the shipper has not shipped
         self.appended_rows = 0
-        self.adopted_rows = 0
-        self.pending_rows = 0  # journaled, not yet in the store
-        self.adopted_segments = self._adopt_orphans()
 
     # -- the request path ---------------------------------------------------------------------
 
@@ -96,7 +86,7 @@ class PredictionJournal:
         # (NaN is written as null: a missing value, as the store keeps it).
         line = orjson.dumps(rows) + b"\n"
         with self._mutex:
-            if self._sealed_bytes + self._size + len(line) > self.max_bytes:
+            if self.bytes + len(line) > self.max_bytes:
                 raise JournalFull(
                     f"prediction journal {self.directory} holds {self.bytes:,} bytes, its limit "
                     f"(CHURNOPS_JOURNAL_MAX_BYTES = {self.max_bytes:,}); the prediction store "
@@ -107,44 +97,35 @@ class PredictionJournal:
             _write_all(self._fd, line)
             os.fdatasync(self._fd)
             self._size += len(line)
-            self._rows.extend(rows)
+            self._rows += len(rows)
             self.appended_rows += len(rows)
-            self.pending_rows += len(rows)
 
-    # -- the shipper's side -------------------------------------------------------------------
+    # -- sealing and what the shipper reports back ----------------------------------------------
 
-    def seal(self) -> None:
-        """Close the open segment (when it has rows) and queue it for shipping."""
+    def seal(self) -> int:
+        """Close the open segment (when it has rows) and hand it to the shipper by its name;
+        the last sealed sequence (0: none yet)."""
         with self._mutex:
-            if self._fd is None:
-                return
-            os.close(self._fd)
-            segment = Segment(self._path, self._size, self._rows, len(self._rows))
-            self._fd, self._path, self._size, self._rows = None, None, 0, []
-            self._queue(segment)
+            if self._fd is not None:
+                os.close(self._fd)
+                os.rename(self._path, self._path.with_suffix(SEGMENT_SUFFIX))
+                self._sealed.append(Sealed(self._sequence, self._size, self._rows, self._opened_at))
+                self._sealed_bytes += self._size
+                self._sealed_rows += self._rows
+                self._fd, self._path, self._size, self._rows = None, None, 0, 0
+            return self._sequence
 
-    def next_segment(self) -> tuple[Segment, list[Row]] | None:
-        """The oldest sealed segment and its rows (read back when not cached)."""
+    def shipped_through(self, sequence: int) -> None:
+        """The store has every row of this worker's segments up to `sequence`."""
         with self._mutex:
-            if not self._sealed:
-                return None
-            segment = self._sealed[0]
-        rows = segment.rows if segment.rows is not None else read_segment(segment.path)
-        return segment, rows
-
-    def shipped(self, segment: Segment) -> None:
-        """The store has every row of `segment`: delete it."""
-        with self._mutex:
-            self._sealed.remove(segment)
-            self._sealed_bytes -= segment.size
-            self.pending_rows -= segment.row_count
-            if segment.rows is not None:
-                self._cached -= segment.row_count
-        segment.path.unlink(missing_ok=True)
+            while self._sealed and self._sealed[0].sequence <= sequence:
+                done = self._sealed.popleft()
+                self._sealed_bytes -= done.size
+                self._sealed_rows -= done.rows
 
     def close(self) -> None:
         """Seal what is open and release the owner lock; unshipped segments stay on disk and
-        are adopted by the next worker."""
+        are adopted by the next shipper."""
         self.seal()
         with self._mutex:
             if self._lock_file is not None and not self._sealed:
@@ -155,71 +136,46 @@ class PredictionJournal:
 
     @property
     def bytes(self) -> int:
-        return self._sealed_bytes + self._size
+        return self._sealed_bytes + self._size + self.other_bytes
+
+    @property
+    def pending_rows(self) -> int:
+        """This worker's journaled rows the store does not have yet."""
+        return self._sealed_rows + self._rows
 
     def stats(self) -> dict[str, object]:
         with self._mutex:
-            oldest = _mtime(self._sealed[0].path) if self._sealed else None
+            oldest = self._sealed[0].opened_at if self._sealed else None
+            if oldest is None and self._fd is not None:
+                oldest = self._opened_at
             return {
                 "directory": str(self.directory),
-                "bytes": self._sealed_bytes + self._size,
+                "bytes": self.bytes,
                 "max_bytes": self.max_bytes,
                 "segments": len(self._sealed) + (self._fd is not None),
                 "oldest_unshipped_seconds": round(time.time() - oldest, 1) if oldest else 0.0,
-                "pending_rows": self.pending_rows,
+                "pending_rows": self._sealed_rows + self._rows,
                 "appended_rows": self.appended_rows,
-                "adopted_segments": self.adopted_segments,
-                "adopted_rows": self.adopted_rows,
             }
 
     # -- internals ----------------------------------------------------------------------------
 
     def _open_segment(self) -> None:
         self._sequence += 1
-        self._path = self.directory / f"{self.owner}-{self._sequence:09d}{SEGMENT_SUFFIX}"
+        self._path = self.directory / f"{self.owner}-{self._sequence:09d}{OPEN_SUFFIX}"
         self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._opened_at = time.time()
         _sync_directory(self.directory)  # the new file's name survives a power cut too
 
-    def _queue(self, segment: Segment) -> None:
-        self._sealed.append(segment)
-        self._sealed_bytes += segment.size
-        if segment.rows is None:
-            return
-        self._cached += segment.row_count
-        for older in self._sealed:  # past the cache: the oldest are read back from disk later
-            if self._cached <= self.cached_rows:
-                break
-            if older.rows is not None and older is not segment:
-                older.rows = None
-                self._cached -= older.row_count
 
-    def _adopt_orphans(self) -> int:
-        """Queue the segments of workers that are gone (their lock is free or missing)."""
-        live = {self.owner}
-        for lock in sorted(self.directory.glob(f"*{LOCK_SUFFIX}")):
-            owner = lock.name.removesuffix(LOCK_SUFFIX)
-            if owner == self.owner:
-                continue
-            if _owner_alive(lock):
-                live.add(owner)
-            else:
-                lock.unlink(missing_ok=True)
-        adopted = 0
-        for path in sorted(self.directory.glob(f"*{SEGMENT_SUFFIX}"), key=_segment_order):
-            if path.name.split("-", 1)[0] in live:
-                continue
-            rows = read_segment(path)
-            self._queue(Segment(path, path.stat().st_size, None, len(rows)))
-            self.adopted_rows += len(rows)
-            self.pending_rows += len(rows)
-            adopted += 1
-        if adopted:
-            log.warning(
-                "prediction journal: adopted %d segment(s), %d row(s), left by a stopped worker",
-                adopted,
-                self.adopted_rows,
-            )
-        return adopted
+def segment_sequence(path: Path) -> int:
+    """`<owner>-<sequence>.jsonl` -> sequence (0 for a name of another form)."""
+    _, _, sequence = path.stem.partition("-")
+    return int(sequence) if sequence.isdigit() else 0
+
+
+def segment_owner(path: Path) -> str:
+    return path.name.split("-", 1)[0]
 
 
 def read_segment(path: Path) -> list[Row]:
@@ -240,33 +196,25 @@ def read_segment(path: Path) -> list[Row]:
     return rows
 
 
-def _segment_order(path: Path) -> tuple[float, str]:
-    return _mtime(path) or 0.0, path.name
-
-
-def _mtime(path: Path) -> float | None:
-    try:
-        return path.stat().st_mtime
-    except FileNotFoundError:
-        return None
-
-
-def _hold_lock(path: Path):
-    handle = path.open("a")
-    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    return handle
-
-
-def _owner_alive(lock: Path) -> bool:
-    try:
-        with lock.open("a") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            return False
-    except FileNotFoundError:
-        return False
+def _hold_lock(path: Path, attempts: int = 50):
+    """The owner lock, held for the process's life. A shipper checking whether this owner is
+    alive holds it for a moment (and, finding no segments, may remove the file): retry, and
+    make sure the lock held is on the file that is at `path`."""
+    for _ in range(attempts):
+        handle = path.open("a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            time.sleep(0.02)
+            continue
+        try:
+            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                return handle
+        except FileNotFoundError:
+            pass
+        handle.close()
+    raise RuntimeError(f"could not take the prediction journal's owner lock {path}")
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -13,13 +13,13 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from functools import partial
 from typing import NamedTuple
 
 import anyio.to_thread
 from sqlalchemy.exc import SQLAlchemyError
 
 from churnops.contract import Contract, derive_row_id
+from churnops.contract.files import dump_contract
 from churnops.model.reasons import Reason, top_reasons
 from churnops.model.scoring import rows_to_frame
 from churnops.monitoring import prediction_store
@@ -32,8 +32,8 @@ from serving.champion import ChampionFollower, LoadedModel, alias_resolver, pinn
 from serving.errors import Unavailable
 from serving.group_commit import GroupCommit
 from serving.journal import JournalFull, PredictionJournal
-from serving.prediction_log import PredictionLogger
-from serving.rollout import SHADOW_ROW, answered_by_challenger, split_writer
+from serving.prediction_log import PredictionLogger, ProcessShipping
+from serving.rollout import SHADOW_ROW, answered_by_challenger
 from serving.schemas import MAX_BATCH
 
 log = logging.getLogger(__name__)
@@ -114,15 +114,7 @@ class ServingRuntime:
         # No I/O here: a store that is down at start must not stop serving (rows are buffered).
         self.store = prediction_store.connect(settings.prediction_store)
         self.logger = (
-            PredictionLogger(
-                split_writer(
-                    partial(prediction_store.write_prediction_rows, self.store, contract),
-                    partial(prediction_store.write_shadow_rows, self.store, contract),
-                ),
-                PredictionJournal(settings.journal_dir, settings.journal_max_bytes),
-            )
-            if settings.prediction_logging
-            else None
+            _prediction_logger(settings, contract) if settings.prediction_logging else None
         )
         self.commit = GroupCommit(self.logger.log) if self.logger is not None else None
         # Concurrent requests share model calls (see serving/batcher.py).
@@ -294,6 +286,13 @@ class ServingRuntime:
         if unknown and self.logger is not None and self.logger.flush(timeout=5.0):
             unknown = prediction_store.unknown_feedback(self.store, self.contract, labels)
         return unknown
+
+
+def _prediction_logger(settings: Settings, contract: Contract) -> PredictionLogger:
+    """The journal in this worker; its shipper a process of its own (serving/shipper.py)."""
+    journal = PredictionJournal(settings.journal_dir, settings.journal_max_bytes)
+    shipping = ProcessShipping(journal, settings.prediction_store, dump_contract(contract))
+    return PredictionLogger(journal, shipping)
 
 
 def log_rows(scored: list[Scored]) -> list[tuple]:

@@ -318,7 +318,8 @@ def write_prediction_rows(
     schema = store_schema(contract)
     with engine.begin() as connection:
         if engine.dialect.name == "sqlite":
-            connection.exec_driver_sql(schema.sqlite_insert, list(rows))
+            # Rows read back from a journal segment are JSON lists; the driver takes tuples.
+            connection.exec_driver_sql(schema.sqlite_insert, list(map(tuple, rows)))
         else:
             columns = schema.prediction_columns
             named = [dict(zip(columns, row, strict=True)) for row in rows]

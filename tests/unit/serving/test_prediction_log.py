@@ -11,15 +11,18 @@ import pytest
 from churnops.contract import telco_contract
 from churnops.monitoring import prediction_store
 from serving.journal import JournalFull, PredictionJournal, read_segment
-from serving.prediction_log import PredictionLogger
+from serving.prediction_log import PredictionLogger, ThreadShipping
+from serving.shipper import SegmentShipper
 
 pytestmark = pytest.mark.unit
 
 TELCO = telco_contract()
 
 
-def _logger(tmp_path: Path, write, **kwargs) -> PredictionLogger:
-    return PredictionLogger(write, PredictionJournal(tmp_path / "journal"), **kwargs)
+def _logger(tmp_path: Path, write, batch_size: int = 1000, **kwargs) -> PredictionLogger:
+    journal = PredictionJournal(tmp_path / "journal")
+    shipper = SegmentShipper(journal.directory, journal.owner, write, batch_size)
+    return PredictionLogger(journal, ThreadShipping(shipper), **kwargs)
 
 
 def test_all_rows_are_written_in_batches_and_flushed_on_close(tmp_path: Path) -> None:
@@ -46,7 +49,7 @@ def test_rows_logged_one_by_one_are_written_together(tmp_path: Path) -> None:
 def test_a_logged_row_is_on_disk_before_log_returns(tmp_path: Path) -> None:
     logger = _logger(tmp_path, lambda rows: None, flush_seconds=60)
     logger.log([("r1", 0.5, None), ("r2", 0.25, "x")])
-    segments = list((tmp_path / "journal").glob("*.jsonl"))
+    segments = list((tmp_path / "journal").glob("*.part"))  # open, not yet sealed
     assert [read_segment(path) for path in segments] == [[["r1", 0.5, None], ["r2", 0.25, "x"]]]
     logger.close()
 
@@ -92,28 +95,32 @@ def test_a_stop_while_the_store_is_down_leaves_rows_for_the_next_worker(tmp_path
     first.close(timeout=5)
     written: list = []
     second = _logger(tmp_path, written.extend, flush_seconds=0.01)
+    assert second.flush(timeout=5)
     assert second.stats()["journal"]["adopted_rows"] == 2
     second.close()
     assert sorted(written) == [["a"], ["b"]]
 
 
 def test_a_killed_workers_segments_are_adopted_and_a_torn_line_skipped(tmp_path: Path) -> None:
-    """A dead owner's lock is free: its segments go to the next journal; the line a crash tore
-    (no fdatasync, so no answer left) is skipped."""
+    """A dead owner's lock is free: its segments, sealed or still open, go to the next shipper;
+    the line a crash tore (no fdatasync, so no answer left) is skipped."""
     directory = tmp_path / "journal"
     dead = PredictionJournal(directory)
     dead.append([["a", 1.0]])
+    dead.seal()
     dead.append([["b", 2.0]])
-    path = next(directory.glob("*.jsonl"))
-    with path.open("ab") as file:
+    open_path = next(directory.glob("*.part"))
+    with open_path.open("ab") as file:
         file.write(b'[["c", 3')
     dead._lock_file.close()  # what the kernel does to a killed process's locks
+    written: list = []
     adopter = PredictionJournal(directory)
-    assert adopter.adopted_segments == 1 and adopter.adopted_rows == 2
-    segment, rows = adopter.next_segment()
-    assert rows == [["a", 1.0], ["b", 2.0]]
-    adopter.shipped(segment)
-    assert not path.exists() and adopter.pending_rows == 0
+    shipper = SegmentShipper(directory, adopter.owner, written.extend)
+    assert shipper.ship()
+    assert written == [["a", 1.0], ["b", 2.0]]
+    assert shipper.status()["adopted_segments"] == 2 and shipper.status()["adopted_rows"] == 2
+    assert shipper.status()["adopted_pending_rows"] == 0
+    assert sorted(p.name for p in directory.iterdir()) == [f"{adopter.owner}.lock"]
 
 
 def test_a_live_workers_segments_are_not_adopted(tmp_path: Path) -> None:
@@ -122,8 +129,26 @@ def test_a_live_workers_segments_are_not_adopted(tmp_path: Path) -> None:
     alive.append([["a"]])
     alive.seal()
     other = PredictionJournal(directory)
-    assert other.adopted_segments == 0 and other.next_segment() is None
+    written: list = []
+    shipper = SegmentShipper(directory, other.owner, written.extend)
+    assert shipper.ship() and written == [] and shipper.status()["adopted_segments"] == 0
+    assert len(list(directory.glob("*.jsonl"))) == 1
     alive.close()
+
+
+def test_two_shippers_never_adopt_the_same_dead_worker(tmp_path: Path) -> None:
+    directory = tmp_path / "journal"
+    dead = PredictionJournal(directory)
+    dead.append([["a"]])
+    dead._lock_file.close()
+    first_rows: list = []
+    second_rows: list = []
+    first = SegmentShipper(directory, "first", lambda rows: None)
+    first._adopt_orphans()  # holds the dead worker's lock from here on
+    second = SegmentShipper(directory, "second", second_rows.extend)
+    assert second.ship() and second_rows == [] and second.status()["adopted_segments"] == 0
+    first._write = first_rows.extend
+    assert first.ship() and first_rows == [["a"]]
 
 
 def test_past_its_disk_limit_the_journal_refuses_rows(tmp_path: Path) -> None:
@@ -134,17 +159,17 @@ def test_past_its_disk_limit_the_journal_refuses_rows(tmp_path: Path) -> None:
     assert journal.pending_rows == 1
 
 
-def test_rows_past_the_memory_cache_are_read_back_from_disk(tmp_path: Path) -> None:
-    journal = PredictionJournal(tmp_path / "journal", cached_rows=2)
-    for batch in (["a", "b"], ["c", "d"], ["e"]):
+def test_the_worker_forgets_segments_once_the_shipper_reports_them_shipped(tmp_path: Path) -> None:
+    """The worker keeps sizes, not rows: its disk count falls as the shipper reports back."""
+    journal = PredictionJournal(tmp_path / "journal")
+    for batch in (["a", "b"], ["c"]):
         journal.append([[value] for value in batch])
         journal.seal()
-    assert journal._sealed[0].rows is None and journal._sealed[-1].rows is not None
-    shipped = []
-    while (item := journal.next_segment()) is not None:
-        shipped += item[1]
-        journal.shipped(item[0])
-    assert shipped == [["a"], ["b"], ["c"], ["d"], ["e"]]
+    assert journal.pending_rows == 3 and journal.bytes > 0
+    journal.shipped_through(1)
+    assert journal.pending_rows == 1
+    journal.shipped_through(2)
+    assert journal.pending_rows == 0 and journal.bytes == 0
 
 
 def test_the_store_keeps_a_replayed_row_once(tmp_path: Path) -> None:

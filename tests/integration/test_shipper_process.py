@@ -1,0 +1,98 @@
+"""The journal's shipper as the serving worker runs it: a process of its own, writing to a real
+SQLite prediction store, restarted when it dies, stopped with the worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from churnops.contract import telco_contract
+from churnops.contract.files import dump_contract
+from churnops.monitoring import prediction_store
+from serving.journal import PredictionJournal
+from serving.prediction_log import PredictionLogger, ProcessShipping
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.integration
+
+TELCO = telco_contract()
+
+
+def _rows(prefix: str, count: int) -> list[tuple]:
+    columns = prediction_store.prediction_columns(TELCO)
+    record = {**TELCO.example_record(), "churn_probability": 0.5, "churn": "No"}
+    return [
+        tuple(
+            {**record, "request_id": f"{prefix}{i}", "ts": time.time(), "model_version": "1"}[c]
+            for c in columns
+        )
+        for i in range(count)
+    ]
+
+
+def _wait(condition, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(what)
+        time.sleep(0.05)
+
+
+def test_a_shipper_process_writes_the_journal_to_the_store_and_is_restarted_when_killed(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'predictions.db'}"
+    engine = prediction_store.connect(url, TELCO)
+    journal = PredictionJournal(tmp_path / "journal")
+    shipping = ProcessShipping(journal, url, dump_contract(TELCO), flush_seconds=0.05)
+    logger = PredictionLogger(journal, shipping, flush_seconds=0.05)
+    try:
+        shipper_pid = logger.stats()["journal"]["shipper"]["shipper_pid"]
+        assert shipper_pid != os.getpid()
+        logger.log(_rows("a", 500))
+        assert logger.flush(timeout=60), logger.stats()
+        assert prediction_store.count_predictions(engine) == 500
+        assert logger.stats()["written"] == 500 and logger.stats()["pending"] == 0
+
+        os.kill(shipper_pid, signal.SIGKILL)
+        logger.log(_rows("b", 300))
+        _wait(lambda: logger.stats()["journal"]["shipper"]["restarts"] == 1, 30, "no restart")
+        assert logger.flush(timeout=60), logger.stats()
+        assert prediction_store.count_predictions(engine) == 800
+        assert logger.stats()["journal"]["shipper"]["shipper_pid"] != shipper_pid
+    finally:
+        logger.close(timeout=30)
+    assert sorted(path.name for path in (tmp_path / "journal").iterdir()) == []
+
+
+def test_rows_journaled_while_the_store_is_unreachable_wait_on_disk_for_the_next_shipper(
+    tmp_path: Path,
+) -> None:
+    """A store nobody listens for: the worker keeps journaling (rows on disk); a later
+    shipper with a working store adopts and writes them."""
+    journal = PredictionJournal(tmp_path / "journal")
+    broken = f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/postgres"
+    logger = PredictionLogger(
+        journal, ProcessShipping(journal, broken, dump_contract(TELCO), flush_seconds=0.05)
+    )
+    logger.log(_rows("c", 200))
+    _wait(lambda: logger.stats()["write_errors"] >= 1, 30, "the shipper never tried the store")
+    assert logger.stats()["pending"] == 200 and "refused" in logger.stats()["last_error"]
+    logger.close(timeout=30)
+    assert sum(1 for _ in (tmp_path / "journal").glob("*.jsonl")) == 1
+
+    url = f"sqlite:///{tmp_path / 'predictions.db'}"
+    engine = prediction_store.connect(url, TELCO)
+    second = PredictionJournal(tmp_path / "journal")
+    logger = PredictionLogger(
+        second, ProcessShipping(second, url, dump_contract(TELCO), flush_seconds=0.05)
+    )
+    try:
+        _wait(lambda: prediction_store.count_predictions(engine) == 200, 60, "never adopted")
+        _wait(lambda: logger.stats()["journal"]["adopted_rows"] == 200, 10, "not reported")
+    finally:
+        logger.close(timeout=30)
