@@ -11,6 +11,7 @@ import pandas as pd
 from sqlalchemy import Engine, func, select
 
 from churnops.contract import Contract
+from churnops.monitoring.live_comparison import LiveComparison, compare_live
 from churnops.monitoring.prediction_store import SCORE_COLUMN, ensure_tables, store_schema
 
 PAIR_COLUMNS = ("request_id", "ts", "champion_score", "challenger_score", "label")
@@ -57,3 +58,26 @@ def read_live_pairs(
         frame = pd.DataFrame(connection.execute(query).fetchall(), columns=list(PAIR_COLUMNS))
     frame["label"] = frame["label"].map(contract.target.encode).astype(np.int64)
     return frame
+
+
+def live_comparison(
+    engine: Engine,
+    contract: Contract,
+    champion_version: str,
+    challenger_version: str,
+    since_ts: float,
+    confidence: float,
+) -> LiveComparison | None:
+    """The paired comparison of the two versions on the labelled requests after `since_ts`,
+    or None when there is none yet."""
+    pairs = read_live_pairs(engine, contract, champion_version, challenger_version, since_ts)
+    if pairs.empty:
+        return None
+    return compare_live(
+        pairs["label"].to_numpy(),
+        pairs["champion_score"].to_numpy(),
+        pairs["challenger_score"].to_numpy(),
+        champion_version=str(champion_version),
+        challenger_version=str(challenger_version),
+        confidence=confidence,
+    )
