@@ -13,6 +13,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
+from sqlalchemy import Engine
 
 from churnops.contract import telco_contract
 from churnops.data.synthetic import generate_customers
@@ -28,6 +29,35 @@ pytestmark = pytest.mark.unit
 
 TELCO = telco_contract()
 SENSOR = build_live_gate_sensor(live_gate, interval_seconds=30)
+
+
+def serve_pairs(
+    engine: Engine, champion: str, challenger: str, rows: int, challenger_is: str, seed: int = 0
+) -> None:
+    """`rows` labelled requests answered by the champion (a fair model) and scored in shadow
+    by the challenger: `better` ranks the labels well, `worse` inverts them."""
+    rng = np.random.default_rng(seed)
+    churn = rng.random(rows) < 0.3
+    fair = np.clip(0.3 * churn + rng.random(rows) * 0.7, 0, 1)
+    sharp = np.clip(0.6 * churn + rng.random(rows) * 0.4, 0, 1)
+    shadow_scores = sharp if challenger_is == "better" else 1 - sharp
+    customers = generate_customers(rows, seed=3).drop(columns=["Churn"])
+    logged = customers.astype({c: str for c in customers.select_dtypes("category").columns})
+    ids = [f"{seed}-{i}" for i in range(rows)]
+    now = time.time()
+    logged.insert(0, "request_id", ids)
+    logged.insert(1, "ts", now + np.arange(rows) / 1000)
+    logged.insert(2, "model_version", champion)
+    logged[SCORE_COLUMN] = fair
+    logged["churn"] = np.where(fair >= 0.5, "Yes", "No")
+    records = logged.astype(object).where(pd.notna(logged), None).to_dict("records")
+    prediction_store.write_predictions(engine, TELCO, records)
+    shadow = [
+        (ids[i], challenger, now + i / 1000, float(shadow_scores[i]), "No") for i in range(rows)
+    ]
+    prediction_store.write_shadow_rows(engine, TELCO, shadow)
+    labels = [{"request_id": ids[i], "Churn": "Yes" if churn[i] else "No"} for i in range(rows)]
+    prediction_store.write_feedback(engine, TELCO, labels)
 
 
 class Rollout:
@@ -49,31 +79,7 @@ class Rollout:
         self.registry.set_challenger(self.challenger)
 
     def serve(self, rows: int, challenger_is: str, seed: int = 0) -> None:
-        """`rows` labelled requests answered by the champion (a fair model) and scored in shadow
-        by the challenger: `better` ranks the labels well, `worse` inverts them."""
-        rng = np.random.default_rng(seed)
-        churn = rng.random(rows) < 0.3
-        champion = np.clip(0.3 * churn + rng.random(rows) * 0.7, 0, 1)
-        sharp = np.clip(0.6 * churn + rng.random(rows) * 0.4, 0, 1)
-        challenger = sharp if challenger_is == "better" else 1 - sharp
-        customers = generate_customers(rows, seed=3).drop(columns=["Churn"])
-        logged = customers.astype({c: str for c in customers.select_dtypes("category").columns})
-        ids = [f"{seed}-{i}" for i in range(rows)]
-        now = time.time()
-        logged.insert(0, "request_id", ids)
-        logged.insert(1, "ts", now + np.arange(rows) / 1000)
-        logged.insert(2, "model_version", self.champion)
-        logged[SCORE_COLUMN] = champion
-        logged["churn"] = np.where(champion >= 0.5, "Yes", "No")
-        records = logged.astype(object).where(pd.notna(logged), None).to_dict("records")
-        prediction_store.write_predictions(self.engine, TELCO, records)
-        shadow = [
-            (ids[i], self.challenger, now + i / 1000, float(challenger[i]), "No")
-            for i in range(rows)
-        ]
-        prediction_store.write_shadow_rows(self.engine, TELCO, shadow)
-        labels = [{"request_id": ids[i], "Churn": "Yes" if churn[i] else "No"} for i in range(rows)]
-        prediction_store.write_feedback(self.engine, TELCO, labels)
+        serve_pairs(self.engine, self.champion, self.challenger, rows, challenger_is, seed)
 
     def tick(self):
         with dg.build_sensor_context(resources=self.resources) as context:
