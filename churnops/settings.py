@@ -227,7 +227,8 @@ class Settings(BaseSettings):
         0,
         ge=0,
         description="PostgreSQL store: day partitions older than this are dropped by the daily "
-        "export job (0 keeps every day).",
+        "export job, and shadow scores older than this are deleted on every store (0 keeps "
+        "every day).",
     )
     prediction_export_output: str | None = Field(
         None,
@@ -274,6 +275,31 @@ class Settings(BaseSettings):
     )
     revert_interval_seconds: int = Field(
         15, ge=1, description="How often the champion guard sensor checks the champion."
+    )
+    # Live gate, issue 18 part 4: promote a shadowed challenger on paired live evidence.
+    live_gate: Literal["off", "on"] = Field(
+        "off",
+        description="`on`: a challenger that passes the offline gate waits as `@challenger` "
+        "(served in shadow) until the live gate promotes or rejects it on paired live "
+        "evidence; `off`: the offline gate alone decides.",
+    )
+    live_gate_min_labelled: int = Field(
+        300,
+        ge=4,
+        description="Labelled paired requests (champion's answer and challenger's shadow "
+        "score of the same request) the live gate needs before it decides.",
+    )
+    live_gate_margin: float = Field(
+        0.01,
+        ge=0,
+        description="Live ROC AUC the challenger may lose to the champion: promoted when the "
+        "lower bound of the paired difference's 1 - 2*GATE_ALPHA interval is >= -MARGIN.",
+    )
+    live_comparison_days: float = Field(
+        14.0,
+        gt=0,
+        description="The live comparison reads the paired labelled requests of this many "
+        "recent days (and none before the champion took the alias).",
     )
     serving_url: str | None = Field(
         None,

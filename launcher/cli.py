@@ -413,10 +413,14 @@ def status(
 def _print_json(settings: Settings, contract: Contract, probes, monitoring) -> None:
     from dataclasses import asdict
 
-    champion = None
+    from launcher.live_status import live_facts
+
+    champion = live = None
     try:
-        info = _registry(settings).champion()
+        registry = _registry(settings)
+        info = registry.champion()
         champion = {"version": info.version, "tags": info.tags} if info else None
+        live = asdict(live_facts(settings, contract, registry))
     except Exception as exc:  # MLflow's client raises several types when the server is away
         champion = {"error": f"{type(exc).__name__}: {exc}"}
     document = {
@@ -424,6 +428,7 @@ def _print_json(settings: Settings, contract: Contract, probes, monitoring) -> N
         "services": [asdict(probe) for probe in probes],
         "contract": {"dataset": contract.dataset, "fingerprint": contract.fingerprint},
         "champion": champion,
+        "live_comparison": live,
         "monitoring": monitoring.as_json(),
     }
     print(json.dumps(document, indent=2, default=str))
@@ -464,6 +469,7 @@ def _print_status(settings: Settings, contract: Contract, monitoring) -> None:
     champion = next((info for info in versions if CHAMPION in info.aliases), None)
     console.print(_champion_line(champion, contract), markup=False)
     _print_history(registry)
+    _print_live_comparison(settings, contract, registry)
     if versions:
         _print_gate_report(registry, versions[-1])
 
@@ -505,6 +511,36 @@ def _print_history(registry: ModelRegistry) -> None:
             f"{event.reason}",
             markup=False,
             highlight=False,
+        )
+
+
+def _print_live_comparison(settings: Settings, contract: Contract, registry) -> None:
+    """Champion and challenger on the same labelled requests, and the live gate's view."""
+    from launcher.live_status import live_facts
+
+    facts = live_facts(settings, contract, registry)
+    comparison = facts.comparison
+    if comparison is None:
+        console.print(f"live comparison: {facts.note}", markup=False, highlight=False)
+        return
+    table = Table(
+        "figure",
+        "champion",
+        "challenger",
+        "challenger - champion (CI)",
+        title=f"live comparison: {comparison.labelled:,} labelled paired requests "
+        f"({comparison.churners:,} churners)",
+    )
+    for row in comparison.summary_rows():
+        table.add_row(*row)
+    console.print(table)
+    verdict = facts.verdict
+    gate = f"live gate ({settings.live_gate})"
+    if facts.recorded:
+        console.print(f"{gate}: recorded {facts.recorded}", markup=False, highlight=False)
+    elif verdict is not None:
+        console.print(
+            f"{gate} would {verdict.decision}: {verdict.reason}", markup=False, highlight=False
         )
 
 

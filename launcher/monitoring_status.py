@@ -13,7 +13,12 @@ from churnops.settings import Settings
 
 LOCATION = "orchestration.definitions"
 REPOSITORY = "__repository__"
-SENSORS = ("drift_sensor", "champion_scoring_sensor", "champion_guard_sensor")
+SENSORS = (
+    "drift_sensor",
+    "champion_scoring_sensor",
+    "champion_guard_sensor",
+    "live_gate_sensor",
+)
 RETRAIN_JOB = "retrain_on_drift"
 # The daemon writes heartbeats every few seconds; the scheduler's may lag by up to a minute.
 HEARTBEAT_STALE_SECONDS = 120.0

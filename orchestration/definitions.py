@@ -20,12 +20,14 @@ from orchestration.executors import select_executor
 from orchestration.guard import build_guard_sensor, revert_champion
 from orchestration.io_managers import select_io_manager
 from orchestration.jobs import retrain_on_drift, score_customers, train_and_promote
+from orchestration.live_gate import build_live_gate_sensor, live_gate
 from orchestration.resources import (
     CampaignPolicy,
     ChampionGuardPolicy,
     CustomerSource,
     DataContractResource,
     GatePolicy,
+    LiveGatePolicy,
     MlflowRegistryResource,
     MonitorPolicy,
     PredictionLogPolicy,
@@ -83,6 +85,15 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             slice_min_rows=settings.gate_slice_min_rows,
             slice_tolerance=settings.gate_slice_tolerance,
             approval=settings.gate_approval,
+            live_gate=settings.live_gate,
+        ),
+        "live_gate_policy": LiveGatePolicy(
+            mode=settings.live_gate,
+            min_labelled=settings.live_gate_min_labelled,
+            margin=settings.live_gate_margin,
+            alpha=settings.gate_alpha,
+            window_days=settings.live_comparison_days,
+            approval=settings.gate_approval,
         ),
         "campaign_policy": CampaignPolicy(
             contact_cost=settings.campaign_contact_cost,
@@ -132,6 +143,7 @@ defs = dg.Definitions(
         score_customers,
         approve_challenger,
         revert_champion,
+        live_gate,
         prediction_log.export_prediction_log,
     ],
     schedules=[
@@ -143,6 +155,7 @@ defs = dg.Definitions(
         build_drift_sensor(retrain_on_drift, settings.monitor_interval_seconds),
         build_scoring_sensor(score_customers, settings.monitor_interval_seconds),
         build_guard_sensor(revert_champion, settings.revert_interval_seconds),
+        build_live_gate_sensor(live_gate, settings.monitor_interval_seconds),
     ],
     resources=build_resources(settings),
     executor=select_executor(settings, os.environ),

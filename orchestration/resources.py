@@ -3,6 +3,7 @@ prediction store and the model registry."""
 
 import time
 from abc import abstractmethod
+from typing import Literal
 
 import dagster as dg
 import httpx
@@ -27,6 +28,7 @@ from churnops.model.training import CandidatePolicy
 from churnops.monitoring import prediction_store
 from churnops.monitoring.drift import DriftThresholds
 from churnops.monitoring.guard import GuardPolicy
+from churnops.monitoring.live_gate import LiveGateRules
 from registry.interface import ModelRegistry
 from registry.memory import InMemoryModelRegistry
 from registry.mlflow_registry import MlflowModelRegistry
@@ -192,6 +194,9 @@ class TrainingPolicy(dg.ConfigurableResource):
         )
 
 
+LiveGateMode = Literal["off", "on"]
+
+
 class GatePolicy(dg.ConfigurableResource):
     """What a challenger must show to replace the champion (from CHURNOPS_GATE_* settings)."""
 
@@ -206,6 +211,9 @@ class GatePolicy(dg.ConfigurableResource):
     slice_tolerance: float = Field(ge=0, description="AUC a challenger may lose on a slice.")
     approval: Approval = Field(
         description="`auto` promotes a winner; `manual` leaves it `pending-approval`."
+    )
+    live_gate: LiveGateMode = Field(
+        description="`on`: a winner with a champion waits as @challenger for the live gate."
     )
 
     def rules(self, contract: Contract) -> GateRules:
@@ -230,6 +238,27 @@ class GatePolicy(dg.ConfigurableResource):
             slice_min_rows=self.slice_min_rows,
             slice_tolerance=self.slice_tolerance,
         )
+
+
+class LiveGatePolicy(dg.ConfigurableResource):
+    """The gate on live evidence (CHURNOPS_LIVE_GATE_*): when a shadowed challenger is promoted
+    or rejected on the paired comparison with the champion."""
+
+    mode: LiveGateMode = Field(description="`on`: the live gate sensor decides; `off`: skips.")
+    min_labelled: int = Field(ge=4, description="Labelled paired requests needed to decide.")
+    margin: float = Field(ge=0, description="Live AUC the challenger may lose.")
+    alpha: float = Field(gt=0, lt=0.5, description="The interval is the 1 - 2*alpha one.")
+    window_days: float = Field(gt=0, description="Days of paired requests read.")
+    approval: Approval = Field(
+        description="`auto` promotes a passing challenger; `manual` leaves it pending-approval."
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode == "on"
+
+    def rules(self) -> LiveGateRules:
+        return LiveGateRules(self.min_labelled, self.margin, self.alpha)
 
 
 class MonitorPolicy(dg.ConfigurableResource):

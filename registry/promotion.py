@@ -26,6 +26,9 @@ Approval = Literal["auto", "manual"]
 APPROVAL_TAG = "approval.status"
 PENDING = "pending-approval"
 APPROVED = "approved"
+# With CHURNOPS_LIVE_GATE=on a winner waits for the live gate (`registry/live_gate.py`).
+LIVE_STATUS = "live_gate.status"
+AWAITING_LIVE = "awaiting-live-evidence"
 GATE_FOLDER = "gate"
 REPORT_JSON = f"{GATE_FOLDER}/report.json"
 REPORT_MARKDOWN = f"{GATE_FOLDER}/report.md"
@@ -47,10 +50,11 @@ class PromotionOutcome:
     previous_champion: str | None  # who held `@champion` when the gate ran
     event: AliasEvent | None  # the alias move, when promoted
     pending_approval: bool = False  # the gate passed it; a person must approve the move
+    awaiting_live_evidence: bool = False  # the gate passed it; the live gate decides
 
     @property
     def promoted(self) -> bool:
-        return self.report.promote and not self.pending_approval
+        return self.report.promote and not self.pending_approval and not self.awaiting_live_evidence
 
     @property
     def champion_version(self) -> str | None:
@@ -128,19 +132,33 @@ def judge_versions(
 
 
 def record_verdict(
-    registry: ModelRegistry, verdict: GateVerdict, approval: Approval = "auto"
+    registry: ModelRegistry,
+    verdict: GateVerdict,
+    approval: Approval = "auto",
+    live_gate: bool = False,
 ) -> PromotionOutcome:
     """The report goes to the challenger's run (`gate/report.json`, `gate/report.md`), the
     decision to its version's tags; then `@champion` moves if the challenger won, or, under
-    manual approval, the challenger is tagged `pending-approval` instead."""
+    manual approval, the challenger is tagged `pending-approval` instead. With the live gate
+    on, a winner that has a champion to be compared with stays `@challenger`, tagged
+    `awaiting-live-evidence`, for the live gate (served in shadow) to decide."""
     report, version = verdict.report, verdict.challenger_version
     run_id = registry.version(version).run_id
     if run_id:
         registry.log_text(run_id, report.to_json(), REPORT_JSON)
         registry.log_text(run_id, report.to_markdown(), REPORT_MARKDOWN)
     registry.tag_version(version, gate_tags(report, verdict.previous_champion))
+    if report.promote and live_gate and verdict.previous_champion is not None:
+        registry.tag_version(version, {"gate.decision": AWAITING_LIVE, LIVE_STATUS: AWAITING_LIVE})
+        return PromotionOutcome(
+            report, version, verdict.previous_champion, None, awaiting_live_evidence=True
+        )
     if report.promote and approval == "manual":
-        pending = {"gate.decision": PENDING, APPROVAL_TAG: PENDING, "approval.requested_at": _now()}
+        pending = {
+            "gate.decision": PENDING,
+            APPROVAL_TAG: PENDING,
+            "approval.requested_at": now_text(),
+        }
         registry.tag_version(version, pending)
         return PromotionOutcome(report, version, verdict.previous_champion, None, True)
     event = registry.promote(version, report.reason, by="gate") if report.promote else None
@@ -166,7 +184,8 @@ def approve(registry: ModelRegistry, version: str, by: str) -> AliasEvent:
             f"@champion is {holder} now: the verdict is stale, gate it again (retrain) before "
             "approving"
         )
-    reason = f"approved by {by}: {info.tags.get('gate.reason', 'passed the gate')}"
+    passed = info.tags.get("live_gate.reason") or info.tags.get("gate.reason", "passed the gate")
+    reason = f"approved by {by}: {passed}"
     event = registry.promote(version, reason, action="approve", by=by)
     registry.tag_version(
         version,
@@ -180,7 +199,7 @@ def approve(registry: ModelRegistry, version: str, by: str) -> AliasEvent:
     return event
 
 
-def _now() -> str:
+def now_text() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
@@ -191,10 +210,11 @@ def gate_challenger(
     rules: GateRules,
     contract: Contract,
     approval: Approval = "auto",
+    live_gate: bool = False,
 ) -> PromotionOutcome:
     """Judge the challenger against the champion on `holdout` and record the outcome."""
     verdict = judge_versions(registry, challenger_version, holdout, rules, contract)
-    return record_verdict(registry, verdict, approval)
+    return record_verdict(registry, verdict, approval, live_gate)
 
 
 def load_report(registry: ModelRegistry, version: str) -> dict[str, object] | None:

@@ -34,6 +34,7 @@ from sqlalchemy import (
     case,
     cast,
     create_engine,
+    delete,
     event,
     func,
     insert,
@@ -359,6 +360,15 @@ def read_shadow_predictions(engine: Engine, contract: Contract) -> pd.DataFrame:
     with engine.connect() as connection:
         result = connection.execute(select(*(shadow.c[name] for name in SHADOW_COLUMNS)))
         return pd.DataFrame(result.fetchall(), columns=list(SHADOW_COLUMNS))
+
+
+def prune_shadow_predictions(engine: Engine, contract: Contract, before_ts: float) -> int:
+    """Delete the shadow scores logged before `before_ts` (the prediction log's retention, which
+    drops whole day partitions of `predictions`); the number deleted."""
+    ensure_tables(engine, contract)
+    shadow = store_schema(contract).shadow
+    with engine.begin() as connection:
+        return int(connection.execute(delete(shadow).where(shadow.c.ts < before_ts)).rowcount)
 
 
 def write_predictions(engine: Engine, contract: Contract, rows: Sequence[dict[str, Any]]) -> None:

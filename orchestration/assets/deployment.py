@@ -113,7 +113,14 @@ def champion_version(
     )
     registry.log_text(churn_candidate.run.run_id, render_model_card(card), MODEL_CARD)
     registry.tag_version(challenger_version, {"model_card": MODEL_CARD})
-    outcome = record_verdict(registry, verdict, gate_policy.approval)
+    outcome = record_verdict(
+        registry, verdict, gate_policy.approval, live_gate=gate_policy.live_gate == "on"
+    )
+    if outcome.awaiting_live_evidence:
+        context.log.info(
+            f"version {challenger_version} passed the gate and stays @challenger: the live gate "
+            "decides on paired live evidence (CHURNOPS_LIVE_GATE)"
+        )
     if outcome.pending_approval:
         context.log.info(
             f"version {challenger_version} passed the gate and waits for approval: "
@@ -123,6 +130,7 @@ def champion_version(
     metadata: dict[str, object] = {
         "promoted": outcome.promoted,
         "pending_approval": outcome.pending_approval,
+        "awaiting_live_evidence": outcome.awaiting_live_evidence,
         "reason": report.reason,
         "challenger_version": challenger_version,
         "challenger_auc": round(report.challenger_auc, 4),

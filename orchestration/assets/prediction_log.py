@@ -1,7 +1,8 @@
 """`prediction_log`: each UTC day of served predictions joined with their labels, exported to
 Parquet (the state folder or an object store); the same run keeps the PostgreSQL store's day
-partitions: creates the coming days, drops the days past the retention, migrates a store made
-before partitioning. The work is `churnops.monitoring.export` and `.partitions`."""
+partitions (creates the coming days, drops the days past the retention, migrates a store made
+before partitioning) and deletes the shadow scores past the retention on every store. The
+work is `churnops.monitoring.export` and `.partitions`."""
 
 import datetime as dt
 
@@ -9,7 +10,7 @@ import dagster as dg
 
 from churnops.monitoring import partitions
 from churnops.monitoring.export import day_location, export_day
-from churnops.monitoring.prediction_store import store_schema
+from churnops.monitoring.prediction_store import prune_shadow_predictions, store_schema
 from orchestration.metadata import platform_asset
 from orchestration.resources import DataContractResource, PredictionLogPolicy, PredictionStore
 
@@ -32,16 +33,17 @@ def prediction_log(
     engine = prediction_store.engine()
     rows = export_day(engine, data_contract, day, prediction_log_policy.output)
     context.log.info(f"exported {rows:,} predictions of {day}")
-    upkeep = partitions.maintain(
-        engine,
-        store_schema(data_contract).predictions,
-        dt.datetime.now(dt.UTC).date(),
-        prediction_log_policy.retention_days,
-    )
+    today = dt.datetime.now(dt.UTC).date()
+    retention = prediction_log_policy.retention_days
+    upkeep = partitions.maintain(engine, store_schema(data_contract).predictions, today, retention)
     metadata: dict[str, object] = {
         "rows": rows,
         "path": day_location(prediction_log_policy.output, day),
     }
+    if retention > 0:  # shadow scores follow the days the log keeps, on every store
+        cutoff = partitions.day_start(today - dt.timedelta(days=retention))
+        pruned = prune_shadow_predictions(engine, data_contract, cutoff)
+        metadata["shadow_rows_pruned"] = pruned
     if upkeep is not None:
         metadata |= {
             "partitions_created": ", ".join(map(str, upkeep.created)) or "none",

@@ -27,6 +27,7 @@ from churnops.monitoring.prediction_store import store_schema
 from churnops.monitoring.window_counts import count_window, quality_bins
 from tests.postgres import Postgres, needs_postgres
 from tests.unit.core.test_binned_drift import _customers, _logged
+from tests.unit.core.test_live_pairs import check_pairs
 
 pytestmark = [pytest.mark.integration, needs_postgres]
 
@@ -272,4 +273,22 @@ def test_shadow_scores_sit_beside_the_partitioned_log_and_join_it_by_request_id(
     assert [(r[0], r[3], r[4]) for r in joined] == [("r0", "8", 0.25), ("r1", "8", 0.5)]
     assert [(r[1], r[2]) for r in joined] == [
         (row["model_version"], row["churn_probability"]) for row in rows
+    ]
+
+
+def test_postgres_reads_live_pairs_as_sqlite_does(engine) -> None:
+    check_pairs(engine)
+
+
+def test_postgres_prunes_shadow_scores_at_the_logs_retention(engine) -> None:
+    old = partitions.day_start(TODAY - dt.timedelta(days=5)) + 60
+    prediction_store.write_predictions(engine, TELCO, _rows_at([old, old + 1]))  # DEFAULT
+    shadow = [("r0", "8", old, 0.2, "No"), ("recent", "8", partitions.day_start(TODAY), 0.3, "No")]
+    prediction_store.write_shadow_rows(engine, TELCO, shadow)
+    upkeep = partitions.maintain(engine, store_schema(TELCO).predictions, TODAY, 3)
+    assert upkeep.default_rows_dropped == 2  # the log's rows of that day went
+    cutoff = partitions.day_start(TODAY - dt.timedelta(days=3))
+    assert prediction_store.prune_shadow_predictions(engine, TELCO, cutoff) == 1
+    assert prediction_store.read_shadow_predictions(engine, TELCO)["request_id"].tolist() == [
+        "recent"
     ]

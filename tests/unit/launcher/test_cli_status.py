@@ -4,6 +4,8 @@ champion was trained on it (over the in-memory registry, no server)."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,10 +20,12 @@ from churnops.data.synthetic import generate_customers
 from churnops.model import recipes
 from churnops.model.gate import GateRules
 from churnops.model.slices import SliceSpec
+from churnops.monitoring import prediction_store
 from launcher import cli
 from registry.interface import CONTRACT_DATASET_TAG, CONTRACT_FINGERPRINT_TAG
 from registry.memory import InMemoryModelRegistry
 from registry.promotion import gate_challenger
+from tests.unit.orchestration.test_live_gate_sensor import serve_pairs
 from tests.unit.serving.contracts import GYM
 
 pytestmark = pytest.mark.unit
@@ -111,3 +115,36 @@ def test_a_broken_contract_file_ends_status_with_its_message(
     result = CliRunner().invoke(cli.app, ["status"])
     assert result.exit_code == 1
     assert str(broken) in " ".join(result.output.split()) and "features" in result.output
+
+
+def _status() -> str:
+    return CliRunner().invoke(cli.app, ["status"]).output
+
+
+def test_status_shows_the_live_comparison_of_champion_and_challenger(
+    registry, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    monkeypatch.setenv("CHURNOPS_PREDICTION_STORE_URL", store)
+    monkeypatch.setenv("CHURNOPS_LIVE_GATE_MIN_LABELLED", "100")
+    assert "live comparison: no @challenger beside @champion" in _status()
+    registry.set_challenger("3")
+    result = CliRunner().invoke(cli.app, ["status"])
+    assert "live comparison: champion v2 vs challenger v3: no prediction store yet" in (
+        result.output
+    )
+    serve_pairs(prediction_store.connect(store, TELCO), "2", "3", 150, "worse")
+    result = CliRunner().invoke(cli.app, ["status"])
+    assert result.exit_code == 0, result.output
+    assert "live comparison: 150 labelled paired requests" in result.output
+    rows = _rows(result.output)
+    assert [cell.strip() for cell in rows["version"].split("│")[2:4]] == ["v2", "v3"]
+    auc = rows["ROC AUC"].split("│")
+    assert float(auc[3]) < float(auc[2]) and "90%" in auc[4]
+    assert "Brier" in rows and "ECE (10 bins)" in rows
+    assert "live gate (off) would reject: challenger v3 vs champion v2: may be worse" in (
+        " ".join(result.output.split())
+    )
+    document = json.loads(CliRunner().invoke(cli.app, ["status", "--json"]).output)
+    live = document["live_comparison"]
+    assert live["comparison"]["labelled"] == 150 and live["verdict"]["decision"] == "reject"

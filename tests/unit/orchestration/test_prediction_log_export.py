@@ -55,3 +55,31 @@ def test_a_day_is_exported_with_its_labels_and_nothing_else(tmp_path: Path) -> N
     assert frame["predicted_churn"].isin(["Yes", "No"]).all()
     assert pq.read_schema(path).remove_metadata() == export_schema(TELCO)
     assert "partitions_dropped" not in metadata  # SQLite keeps one table
+
+
+@pytest.mark.parametrize("retention_days", [3, 0])
+def test_shadow_scores_past_the_retention_are_deleted_by_the_export(
+    tmp_path: Path, retention_days: int
+) -> None:
+    settings = Settings(home=tmp_path, prediction_retention_days=retention_days)
+    resources = build_resources(settings)
+    engine = prediction_store.connect(settings.prediction_store, TELCO)
+    today = dt.datetime.now(dt.UTC).date()
+    old = day_start(today - dt.timedelta(days=4)) + 60  # before the 3 days kept
+    kept = day_start(today - dt.timedelta(days=3)) + 60  # the oldest day kept
+    prediction_store.write_shadow_rows(
+        engine, TELCO, [("old", "2", old, 0.1, "No"), ("kept", "2", kept, 0.2, "No")]
+    )
+    result = dg.materialize(
+        [prediction_log],
+        resources={
+            k: resources[k] for k in ("prediction_store", "prediction_log_policy", "contract")
+        },
+        partition_key=DAY.isoformat(),
+    )
+    metadata = result.asset_materializations_for_node("prediction_log")[0].metadata
+    left = set(prediction_store.read_shadow_predictions(engine, TELCO)["request_id"])
+    if retention_days:
+        assert metadata["shadow_rows_pruned"].value == 1 and left == {"kept"}
+    else:  # 0 keeps every day
+        assert "shadow_rows_pruned" not in metadata and left == {"old", "kept"}

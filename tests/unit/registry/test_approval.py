@@ -98,3 +98,20 @@ def test_the_dagster_job_approves_and_refuses_without_retries(split: Split) -> N
     assert not again.success
     failure = again.failure_data_for_node("approve_version")
     assert failure is not None and "not pending approval" in str(failure.error.message)
+
+
+def test_with_the_live_gate_on_a_winner_waits_as_challenger_unless_it_is_the_first(
+    split: Split,
+) -> None:
+    registry = InMemoryModelRegistry("churn", "training")
+    anything_wins = GateRules(min_auc=0.7, margin=-1.0, alpha=0.05)
+    first = _challenger(registry, split)
+    outcome = gate_challenger(registry, first, split.holdout, anything_wins, TELCO, live_gate=True)
+    assert outcome.promoted and registry.champion().version == first  # nothing to compare live
+    second = _challenger(registry, split)
+    outcome = gate_challenger(registry, second, split.holdout, anything_wins, TELCO, live_gate=True)
+    assert outcome.report.promote and outcome.awaiting_live_evidence and not outcome.promoted
+    assert outcome.champion_version == first and registry.champion().version == first
+    assert registry.by_alias(CHALLENGER).version == second
+    tags = registry.version(second).tags
+    assert tags["gate.decision"] == tags["live_gate.status"] == "awaiting-live-evidence"
