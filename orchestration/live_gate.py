@@ -2,7 +2,8 @@
 comparison with `@champion` and, once enough labelled paired requests decide it, requests the
 `live_gate` job, which judges again, logs the comparison to MLflow (`churn-monitoring`) and
 records the verdict: a promotion through the usual path, or a rejection tag. A run key per
-(challenger, champion) pair makes one decision per pair."""
+(challenger, champion) pair makes one decision per pair. With the live gate off the same job
+runs once per pair as a report: the comparison in MLflow and in Dagster, no alias moved."""
 
 from dataclasses import dataclass
 
@@ -143,6 +144,17 @@ def judge_live_evidence(
     if comparison is None or verdict.decision == "wait":
         return dg.Output("", metadata={"decision": "wait", "reason": verdict.reason})
     run = _log_comparison(registry, comparison, verdict, context.run.run_id)
+    if not live_gate_policy.enabled:
+        context.log.info(f"live comparison (the live gate is off): {verdict.reason}")
+        return dg.Output(
+            "",
+            metadata={
+                "decision": f"reported only (the live gate is off; it would {verdict.decision})",
+                "reason": verdict.reason,
+                **comparison_metadata(comparison),
+                "mlflow_run": dg.MetadataValue.url(registry.run_url(run)),
+            },
+        )
     outcome = record_live_verdict(registry, comparison, verdict, live_gate_policy.approval)
     context.log.info(f"live gate: {outcome.decision}: {verdict.reason}")
     champion = registry.champion()
@@ -171,8 +183,9 @@ def build_live_gate_sensor(job, interval_seconds: int) -> dg.SensorDefinition:
         job=job,
         minimum_interval_seconds=interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="With CHURNOPS_LIVE_GATE=on: once enough labelled paired requests compare "
-        "the shadowed @challenger with @champion, requests the live_gate job (skips when off).",
+        description="Once enough labelled paired requests compare the shadowed @challenger with "
+        "@champion, requests the live_gate job: it decides with CHURNOPS_LIVE_GATE=on, and only "
+        "reports the comparison (MLflow, Dagster) when off.",
     )
     def live_gate_sensor(
         context: dg.SensorEvaluationContext,
@@ -181,8 +194,6 @@ def build_live_gate_sensor(job, interval_seconds: int) -> dg.SensorDefinition:
         live_gate_policy: LiveGatePolicy,
         contract: DataContractResource,
     ):
-        if not live_gate_policy.enabled:
-            return dg.SkipReason("the live gate is off (CHURNOPS_LIVE_GATE=off)")
         registry, data_contract = model_registry.open(), contract.load()
         pair, why = rollout_pair(registry, data_contract)
         if pair is None:
@@ -193,8 +204,9 @@ def build_live_gate_sensor(job, interval_seconds: int) -> dg.SensorDefinition:
         versions = f"challenger v{pair.challenger.version} vs champion v{pair.champion.version}"
         if verdict.decision == "wait":
             return dg.SkipReason(f"{versions}: {verdict.reason}")
+        kind = "live-gate" if live_gate_policy.enabled else "live-comparison"
         return dg.RunRequest(
-            run_key=f"live-gate-v{pair.challenger.version}-vs-v{pair.champion.version}",
+            run_key=f"{kind}-v{pair.challenger.version}-vs-v{pair.champion.version}",
             run_config={
                 "ops": {
                     "judge_live_evidence": {

@@ -98,10 +98,18 @@ def _metadata(result: dg.ExecuteInProcessResult) -> dict[str, object]:
     return {k: v.value for k, v in output.event_specific_data.metadata.items()}
 
 
-def test_the_sensor_skips_when_the_live_gate_is_off(tmp_path: Path) -> None:
+def test_with_the_live_gate_off_the_comparison_is_reported_and_nothing_moves(
+    tmp_path: Path,
+) -> None:
     rollout = Rollout(tmp_path, live_gate="off")
     rollout.serve(300, "better")
-    assert rollout.tick().skip_message == "the live gate is off (CHURNOPS_LIVE_GATE=off)"
+    request = rollout.tick()
+    assert isinstance(request, dg.RunRequest) and request.run_key.startswith("live-comparison-")
+    metadata = _metadata(rollout.run(request))
+    assert metadata["decision"] == "reported only (the live gate is off; it would promote)"
+    assert metadata["labelled_pairs"] == 300 and metadata["mlflow_run"]
+    assert rollout.registry.champion().version == rollout.champion
+    assert "live_gate.decision" not in rollout.registry.version(rollout.challenger).tags
 
 
 def test_too_few_labelled_pairs_wait(tmp_path: Path) -> None:
