@@ -27,6 +27,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+import orjson
+
 from serving.journal import PredictionJournal
 from serving.shipper import MAX_BACKOFF_SECONDS, SegmentShipper, publish_status, read_status
 
@@ -95,8 +97,6 @@ class ProcessShipping:
             str(journal.directory),
             "--owner",
             journal.owner,
-            "--store",
-            store_url,
             "--parent",
             str(os.getpid()),
             "--flush-seconds",
@@ -104,7 +104,7 @@ class ProcessShipping:
             "--batch-size",
             str(batch_size),
         ]
-        self._contract_yaml = contract_yaml
+        self._given = orjson.dumps({"store": store_url, "contract": contract_yaml})
         self._status: dict[str, Any] = dict(NOTHING_SHIPPED)
         self._stopping = False
         self.restarts = 0
@@ -143,7 +143,7 @@ class ProcessShipping:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [source_root, env.get("PYTHONPATH")]))
         # Our own interpreter and module, arguments built here from settings: no shell.
         process = subprocess.Popen(self._command, stdin=subprocess.PIPE, env=env)  # noqa: S603
-        process.stdin.write(self._contract_yaml.encode())
+        process.stdin.write(self._given)
         process.stdin.close()
         return process
 

@@ -12,8 +12,9 @@ once the store has every row of it (a segment shipped again after a crash is har
 store inserts by request id). On SIGTERM, or when its worker is gone, it ships once more and
 exits; whatever the store did not take stays on disk for the next shipper.
 
-Run by the worker as `python -m serving.shipper --journal DIR --owner ID --store URL --parent
-PID`, the data contract on standard input.
+Run by the worker as `python -m serving.shipper --journal DIR --owner ID --parent PID`, the
+store's URL and the data contract as JSON on standard input (a URL may carry a password, and a
+command line is visible to every user of the machine).
 """
 
 from __future__ import annotations
@@ -200,11 +201,14 @@ def run(
     """Ship every `flush_seconds` (backing off while the store is down) until `stopping` is
     set or the parent process is gone; then ship once more and return."""
     backoff = 0.0
+    published = None
     while True:
         stopping.wait(backoff or flush_seconds)
         final = stopping.is_set() or (parent is not None and os.getppid() != parent)
         shipped = shipper.ship()
-        publish_status(shipper.directory, shipper.owner, shipper.status())
+        if (status := shipper.status()) != published:
+            publish_status(shipper.directory, shipper.owner, status)
+            published = status
         backoff = 0.0 if shipped else min(max(backoff * 2, 0.5), MAX_BACKOFF_SECONDS)
         if final:
             shipper.release()
@@ -231,13 +235,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--journal", type=Path, required=True)
     parser.add_argument("--owner", required=True)
-    parser.add_argument("--store", required=True)
     parser.add_argument("--parent", type=int, required=True)
     parser.add_argument("--flush-seconds", type=float, default=0.2)
     parser.add_argument("--batch-size", type=int, default=1000)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    write = store_writer(args.store, sys.stdin.read())
+    given = orjson.loads(sys.stdin.buffer.read())
+    write = store_writer(given["store"], given["contract"])
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     shipper = SegmentShipper(args.journal, args.owner, write, args.batch_size)

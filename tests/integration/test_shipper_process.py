@@ -53,6 +53,8 @@ def test_a_shipper_process_writes_the_journal_to_the_store_and_is_restarted_when
     try:
         shipper_pid = logger.stats()["journal"]["shipper"]["shipper_pid"]
         assert shipper_pid != os.getpid()
+        command_line = Path(f"/proc/{shipper_pid}/cmdline").read_bytes()
+        assert b"serving.shipper" in command_line and url.encode() not in command_line
         logger.log(_rows("a", 500))
         assert logger.flush(timeout=60), logger.stats()
         assert prediction_store.count_predictions(engine) == 500
