@@ -215,6 +215,17 @@ def _plain_value(feature: Feature) -> Callable[[object], object]:
     return number
 
 
+def customer_rows(
+    records: Sequence[BaseModel], contract: Contract
+) -> list[tuple[str | None, list[object]]]:
+    """(customer id, row) of validated records, as `plain_record_reader` reads plain ones: the
+    id the client sent under a contract with an id column, else one derived from the row."""
+    rows = records_to_rows(records, contract)
+    if contract.has_id:
+        return [(record_id(r), row) for r, row in zip(records, rows, strict=True)]
+    return [(derive_row_id(row), row) for row in rows]
+
+
 def plain_record_reader(contract: Contract) -> PlainReader:
     """(customer id, row) of a decoded JSON record that `record_model(contract)` accepts
     without any coercion beyond the ones it documents, as it would read it; None for anything

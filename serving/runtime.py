@@ -18,12 +18,12 @@ from typing import NamedTuple
 import anyio.to_thread
 from sqlalchemy.exc import SQLAlchemyError
 
-from churnops.contract import Contract, derive_row_id
+from churnops.contract import Contract
 from churnops.contract.files import dump_contract
 from churnops.model.reasons import Reason, top_reasons
 from churnops.model.scoring import rows_to_frame
 from churnops.monitoring import prediction_store
-from churnops.records import record_id, records_to_rows
+from churnops.records import customer_rows
 from churnops.settings import Settings
 from registry.interface import CHALLENGER
 from registry.mlflow_registry import MlflowModelRegistry
@@ -165,10 +165,7 @@ class ServingRuntime:
 
     def rows(self, records: Sequence[object]) -> list[tuple[str | None, list[object]]]:
         """(customer id, row) pairs of validated request records."""
-        rows = records_to_rows(records, self.contract)  # type: ignore[arg-type]
-        if self.contract.has_id:
-            return [(record_id(r), row) for r, row in zip(records, rows, strict=True)]  # type: ignore[arg-type]
-        return [(derive_row_id(row), row) for row in rows]
+        return customer_rows(records, self.contract)  # type: ignore[arg-type]
 
     def _score_rows(self, items: list[tuple[str, tuple[str | None, list[object]]]]) -> list[Scored]:
         """(request id, (customer id, row)) pairs scored in one call per model."""
