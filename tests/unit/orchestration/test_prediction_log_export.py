@@ -26,6 +26,18 @@ TELCO = telco_contract()
 DAY = dt.date(2026, 3, 4)
 
 
+def _export(resources: dict) -> dict:
+    """Materialize DAY's partition of `prediction_log`; its metadata."""
+    result = dg.materialize(
+        [prediction_log],
+        resources={
+            k: resources[k] for k in ("prediction_store", "prediction_log_policy", "contract")
+        },
+        partition_key=DAY.isoformat(),
+    )
+    return result.asset_materializations_for_node("prediction_log")[0].metadata
+
+
 def test_a_day_is_exported_with_its_labels_and_nothing_else(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path, prediction_retention_days=3)
     resources = build_resources(settings)
@@ -38,14 +50,7 @@ def test_a_day_is_exported_with_its_labels_and_nothing_else(tmp_path: Path) -> N
     prediction_store.write_feedback(
         engine, TELCO, [{"request_id": "r12", "Churn": "Yes"}, {"customerID": "c13", "Churn": "No"}]
     )
-    result = dg.materialize(
-        [prediction_log],
-        resources={
-            k: resources[k] for k in ("prediction_store", "prediction_log_policy", "contract")
-        },
-        partition_key=DAY.isoformat(),
-    )
-    metadata = result.asset_materializations_for_node("prediction_log")[0].metadata
+    metadata = _export(resources)
     path = day_location(settings.prediction_exports_location, DAY)
     assert metadata["rows"].value == 15 and metadata["path"].value == path
     frame = pd.read_parquet(path)
@@ -70,14 +75,7 @@ def test_shadow_scores_past_the_retention_are_deleted_by_the_export(
     prediction_store.write_shadow_rows(
         engine, TELCO, [("old", "2", old, 0.1, "No"), ("kept", "2", kept, 0.2, "No")]
     )
-    result = dg.materialize(
-        [prediction_log],
-        resources={
-            k: resources[k] for k in ("prediction_store", "prediction_log_policy", "contract")
-        },
-        partition_key=DAY.isoformat(),
-    )
-    metadata = result.asset_materializations_for_node("prediction_log")[0].metadata
+    metadata = _export(resources)
     left = set(prediction_store.read_shadow_predictions(engine, TELCO)["request_id"])
     if retention_days:
         assert metadata["shadow_rows_pruned"].value == 1 and left == {"kept"}
