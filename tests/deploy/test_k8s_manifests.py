@@ -574,6 +574,8 @@ def test_helm_values_set_what_the_platform_needs(overlay) -> None:
     known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
     assert {key for key in env if key.startswith(ENV_PREFIX)} <= known
     assert env["CHURNOPS_MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    # The champion guard sensor (in the code server) reads the Bento Service's GET /model.
+    assert env["CHURNOPS_SERVING_URL"] == "http://bento:3001"
     # Step pods are ephemeral: score files must go to the object store, which they may reach.
     assert env["CHURNOPS_SCORING_OUTPUT"].startswith("s3://")
     assert deployment["labels"]["churnops.io/object-store-client"] == "true"
@@ -757,6 +759,7 @@ def test_network_policies_allow_only_the_needed_flows(overlay, dagster_jobs) -> 
         assert flow(policies, source, code_server, 3030)
     for target, port in ((bento, 3001), (mlflow, 5000)):
         assert flow(policies, ingress_controller, target, port)
+    assert flow(policies, code_server, bento, 3001)  # the champion guard's GET /model
     assert flow(policies, pod(template_labels("oauth2-proxy")), webserver, 3000)
     assert flow(policies, pod(job_template_labels("mlflow-accounts")), mlflow, 5000)
     assert allowed(policies, "Egress", run_worker, outside, 443)  # the Kubernetes API
