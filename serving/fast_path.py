@@ -5,7 +5,7 @@ wraps every call in its endpoint machinery; for a one-record request that costs 
 model call (benchmarks/serving.py: the constant-answer BentoML service is the framework
 ceiling). This middleware, inside the service's own middleware stack (after the token and body
 checks, and after BentoML's metrics, tracing, access log, timeout and concurrency limit), takes
-`POST /predict` and `/predict_batch` bodies whose records `records.plain_record_reader` reads
+`POST /predict` and `/predict_batch` bodies whose records `records.plain_records_reader` reads
 without doubt, scores them through the same runtime (micro-batcher, journal before answering)
 and answers the same JSON. Everything else (any invalid or unusual value, `explain`, a batch
 over the limit, a worker without a model) goes on to the BentoML API, which answers it, errors
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from churnops.contract import Contract
-from churnops.records import plain_record_reader
+from churnops.records import plain_records_reader
 from serving.errors import Unavailable
 from serving.guard import ASGIApp, Message, Receive, Scope, Send
 
@@ -47,7 +47,7 @@ class LeanPredictRoute:
         self.contract = contract
         self.runtime = runtime
         self.max_batch = max_batch
-        self.read = plain_record_reader(contract)
+        self.read = plain_records_reader(contract)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         field = ROUTES.get(scope.get("path", "")) if scope["type"] == "http" else None
@@ -90,13 +90,7 @@ class LeanPredictRoute:
         records = [payload[field]] if field == "customer" else payload[field]
         if type(records) is not list or not 1 <= len(records) <= self.max_batch:
             return None
-        customers = []
-        for record in records:
-            read = self.read(record)
-            if read is None:
-                return None
-            customers.append(read)
-        return customers
+        return self.read(records)
 
     def _prediction(self, item: Scored) -> dict[str, Any]:
         return {

@@ -6,6 +6,7 @@ contract fields and there is no training/serving skew to keep in sync.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -151,22 +152,31 @@ def _direct_boosting_scorer(model: Pipeline, contract: Contract, lean: bool) -> 
     output = [str(name) for name in preprocess.get_feature_names_out()]
     if set(output) != set(names):
         return None
-    plan = [(position[name], encoders.get(name)) for name in output]
-    missing = float("nan")
-
-    def number(value: object) -> float:
-        return missing if value is None else float(value)  # type: ignore[arg-type]
-
-    def encode(row: Sequence[object]) -> list[float]:
-        return [
-            number(row[i]) if codes is None else codes.get(row[i], missing) for i, codes in plan
-        ]
+    plan = [
+        (position[name], None if name not in encoders else _Codes(encoders[name]))
+        for name in output
+    ]
 
     def score(rows: Rows) -> np.ndarray:
-        matrix = np.array([encode(row) for row in rows], dtype=np.float64)
+        # A column at a time: numbers through numpy (None is NaN), categories through one
+        # `map` of the code table, instead of a Python call per value.
+        if not rows:
+            return np.empty(0, dtype=np.float64)
+        columns = list(zip(*rows, strict=True))
+        matrix = np.empty((len(rows), len(plan)), dtype=np.float64)
+        for j, (i, codes) in enumerate(plan):
+            column = columns[i]
+            matrix[:, j] = column if codes is None else list(map(codes.__getitem__, column))
         return estimator.predict_proba(matrix)[:, 1]
 
     return score
+
+
+class _Codes(dict):
+    """Category -> ordinal code; a category the encoder never saw is missing (NaN)."""
+
+    def __missing__(self, key: object) -> float:
+        return math.nan
 
 
 FrameScorer = Callable[[pd.DataFrame], np.ndarray]

@@ -13,7 +13,13 @@ import pytest
 from pydantic import ValidationError
 
 from churnops.contract import Contract, derive_row_id, telco_contract
-from churnops.records import plain_record_reader, record_id, record_model, records_to_rows
+from churnops.records import (
+    plain_record_reader,
+    plain_records_reader,
+    record_id,
+    record_model,
+    records_to_rows,
+)
 from serving.errors import Unavailable
 from serving.fast_path import LEAN_HEADER, LeanPredictRoute
 from tests.unit.serving.contracts import GYM
@@ -70,6 +76,28 @@ def test_the_reader_never_reads_a_record_unlike_the_model(contract: Contract) ->
         assert got == (expected_id, row), record
         assert [type(v) for v in got[1]] == [type(v) for v in row], record
     assert plain > 100  # valid mutations (new values in range) do take the lean route
+
+
+@pytest.mark.parametrize("contract", [TELCO, GYM], ids=["telco", "gym"])
+def test_a_batch_is_read_as_its_records_are_one_by_one(contract: Contract) -> None:
+    """The column-at-a-time reader of a request: every record as the single-record reader
+    (fuzzed against the model above) reads it, or None when any one is not plain."""
+    read, read_many = plain_record_reader(contract), plain_records_reader(contract)
+    rng = random.Random(11)  # noqa: S311 - fuzzing, not secrets
+    pool = []
+    for record in _mutations(contract, rng, 3000):
+        try:  # as the route decodes a body (orjson reads no Infinity: the API gets those)
+            pool.append(orjson.loads(json.dumps(record)))
+        except orjson.JSONDecodeError:
+            continue
+    plain = [record for record in pool if read(record) is not None]
+    odd = [record for record in pool if read(record) is None]
+    assert len(plain) > 100 and len(odd) > 300
+    for size in [1, 2, 7, 8, 9, 40, 500] * 20:
+        batch = rng.choices(plain, k=size)
+        assert read_many(batch) == [read(record) for record in batch]
+        batch[rng.randrange(size)] = rng.choice(odd)  # one record not plain spoils the batch
+        assert read_many(batch) is None
 
 
 def test_everyday_records_are_plain() -> None:
