@@ -3,6 +3,8 @@ contract (the old one keeps serving, the status says why), backs off while the r
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pytest
 
@@ -204,3 +206,15 @@ def test_check_rows_are_valid_records_covering_every_kind(contract) -> None:
         if feature.nullable:
             assert None in columns[feature.name], feature.name
     assert bool(open_rows) == any(f.is_open for f in contract.features)
+
+
+def test_a_loaded_version_is_kept_out_of_the_collectors_full_passes() -> None:
+    """What a load builds is frozen (gc.freeze): a full collection would otherwise walk the
+    worker's whole heap and stall requests."""
+    gc.unfreeze()
+    follower = ChampionFollower(lambda: _candidate("1"), lambda uri: FakeModel(0.2), 60, TELCO)
+    try:
+        assert follower.refresh()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()  # leave this test process as it was
