@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -78,7 +77,11 @@ class ThreadShipping:
 
 
 class ProcessShipping:
-    """The shipper as a child process (restarted if it dies); its status read from disk."""
+    """The shipper as a child process (restarted if it dies); its status read from disk.
+
+    It starts once there are rows to ship or `start_after` seconds have passed, whichever is
+    first: its imports would otherwise compete with the worker's own start for the CPU, and a
+    dead worker's segments wait a few seconds at most."""
 
     def __init__(
         self,
@@ -87,8 +90,10 @@ class ProcessShipping:
         contract_yaml: str,
         flush_seconds: float = 0.2,
         batch_size: int = 1000,
+        start_after: float = 5.0,
     ) -> None:
         self._journal = journal
+        self._start_at = time.monotonic() + start_after
         self._command = [
             sys.executable,
             "-m",
@@ -97,38 +102,36 @@ class ProcessShipping:
             str(journal.directory),
             "--owner",
             journal.owner,
-            "--parent",
-            str(os.getpid()),
             "--flush-seconds",
             str(flush_seconds),
             "--batch-size",
             str(batch_size),
         ]
-        self._given = orjson.dumps({"store": store_url, "contract": contract_yaml})
+        self._given = orjson.dumps({"store": store_url, "contract": contract_yaml}) + b"\n"
         self._status: dict[str, Any] = dict(NOTHING_SHIPPED)
         self._stopping = False
         self.restarts = 0
         publish_status(journal.directory, journal.owner, self._status)
-        self._process = self._start()
+        self._process: subprocess.Popen | None = None
 
     def tick(self) -> bool:
-        if self._process.poll() is not None and not self._stopping:
-            log.warning(
-                "prediction shipper exited with %s; starting another", self._process.returncode
-            )
-            self.restarts += 1
-            self._process = self._start()
+        if not self._stopping:
+            self._keep_running()
         self._status = read_status(self._journal.directory, self._journal.owner) or self._status
         return True
 
     def status(self) -> dict[str, Any]:
-        return {**self._status, "shipper_pid": self._process.pid, "restarts": self.restarts}
+        pid = self._process.pid if self._process is not None else None
+        return {**self._status, "shipper_pid": pid, "restarts": self.restarts}
 
     def stop(self, timeout: float) -> None:
-        """SIGTERM: the shipper ships once more and exits."""
+        """Close its standard input: the shipper ships once more and exits (started first if
+        rows wait)."""
+        if self._process is None and self._journal.pending_rows:
+            self._process = self._start()
         self._stopping = True
-        if self._process.poll() is None:
-            self._process.send_signal(signal.SIGTERM)
+        if self._process is not None and self._process.poll() is None:
+            self._process.stdin.close()
             try:
                 self._process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -137,6 +140,17 @@ class ProcessShipping:
         self.tick()
         (self._journal.directory / f"{self._journal.owner}.status.json").unlink(missing_ok=True)
 
+    def _keep_running(self) -> None:
+        if self._process is None:
+            if self._journal.pending_rows or time.monotonic() >= self._start_at:
+                self._process = self._start()
+        elif self._process.poll() is not None:
+            log.warning(
+                "prediction shipper exited with %s; starting another", self._process.returncode
+            )
+            self.restarts += 1
+            self._process = self._start()
+
     def _start(self) -> subprocess.Popen:
         source_root = str(Path(__file__).resolve().parent.parent)
         env = dict(os.environ)
@@ -144,7 +158,7 @@ class ProcessShipping:
         # Our own interpreter and module, arguments built here from settings: no shell.
         process = subprocess.Popen(self._command, stdin=subprocess.PIPE, env=env)  # noqa: S603
         process.stdin.write(self._given)
-        process.stdin.close()
+        process.stdin.flush()  # and left open: its end tells the shipper to stop
         return process
 
 

@@ -9,12 +9,13 @@ appends, seals (a rename) and reads back the small status file this process publ
 A shipper ships its own worker's sealed segments, oldest first, and those of dead workers,
 whose lock it takes first so two shippers never adopt the same worker. It deletes a segment
 once the store has every row of it (a segment shipped again after a crash is harmless: the
-store inserts by request id). On SIGTERM, or when its worker is gone, it ships once more and
+store inserts by request id). When its standard input closes (the worker stops it, or the
+worker is gone: the kernel closes the pipe either way) or on SIGTERM, it ships once more and
 exits; whatever the store did not take stays on disk for the next shipper.
 
-Run by the worker as `python -m serving.shipper --journal DIR --owner ID --parent PID`, the
-store's URL and the data contract as JSON on standard input (a URL may carry a password, and a
-command line is visible to every user of the machine).
+Run by the worker as `python -m serving.shipper --journal DIR --owner ID`, the store's URL and
+the data contract as one JSON line on standard input (a URL may carry a password, and a command
+line is visible to every user of the machine), which then stays open until the worker stops.
 """
 
 from __future__ import annotations
@@ -196,15 +197,14 @@ def run(
     shipper: SegmentShipper,
     stopping: threading.Event,
     flush_seconds: float,
-    parent: int | None = None,
 ) -> None:
     """Ship every `flush_seconds` (backing off while the store is down) until `stopping` is
-    set or the parent process is gone; then ship once more and return."""
+    set; then ship once more and return."""
     backoff = 0.0
     published = None
     while True:
         stopping.wait(backoff or flush_seconds)
-        final = stopping.is_set() or (parent is not None and os.getppid() != parent)
+        final = stopping.is_set()
         shipped = shipper.ship()
         if (status := shipper.status()) != published:
             publish_status(shipper.directory, shipper.owner, status)
@@ -235,17 +235,23 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--journal", type=Path, required=True)
     parser.add_argument("--owner", required=True)
-    parser.add_argument("--parent", type=int, required=True)
     parser.add_argument("--flush-seconds", type=float, default=0.2)
     parser.add_argument("--batch-size", type=int, default=1000)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    given = orjson.loads(sys.stdin.buffer.read())
-    write = store_writer(given["store"], given["contract"])
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    given = orjson.loads(sys.stdin.buffer.readline())
+    threading.Thread(target=_until_closed, args=(stopping,), daemon=True).start()
+    write = store_writer(given["store"], given["contract"])
     shipper = SegmentShipper(args.journal, args.owner, write, args.batch_size)
-    run(shipper, stopping, args.flush_seconds, parent=args.parent)
+    run(shipper, stopping, args.flush_seconds)
+
+
+def _until_closed(stopping: threading.Event) -> None:
+    """Standard input ends when the worker closes it or is gone: time to stop."""
+    sys.stdin.buffer.read()
+    stopping.set()
 
 
 def _take_lock(path: Path):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -51,12 +53,13 @@ def test_a_shipper_process_writes_the_journal_to_the_store_and_is_restarted_when
     shipping = ProcessShipping(journal, url, dump_contract(TELCO), flush_seconds=0.05)
     logger = PredictionLogger(journal, shipping, flush_seconds=0.05)
     try:
+        assert logger.stats()["journal"]["shipper"]["shipper_pid"] is None  # no rows yet
+        logger.log(_rows("a", 500))
+        assert logger.flush(timeout=60), logger.stats()
         shipper_pid = logger.stats()["journal"]["shipper"]["shipper_pid"]
         assert shipper_pid != os.getpid()
         command_line = Path(f"/proc/{shipper_pid}/cmdline").read_bytes()
         assert b"serving.shipper" in command_line and url.encode() not in command_line
-        logger.log(_rows("a", 500))
-        assert logger.flush(timeout=60), logger.stats()
         assert prediction_store.count_predictions(engine) == 500
         assert logger.stats()["written"] == 500 and logger.stats()["pending"] == 0
 
@@ -98,3 +101,48 @@ def test_rows_journaled_while_the_store_is_unreachable_wait_on_disk_for_the_next
         _wait(lambda: logger.stats()["journal"]["adopted_rows"] == 200, 10, "not reported")
     finally:
         logger.close(timeout=30)
+
+
+WORKER = """
+import sys, time
+from pathlib import Path
+from churnops.contract import telco_contract
+from churnops.contract.files import dump_contract
+from serving.journal import PredictionJournal
+from serving.prediction_log import PredictionLogger, ProcessShipping
+from tests.integration.test_shipper_process import _rows
+journal = PredictionJournal(Path(sys.argv[1]))
+logger = PredictionLogger(
+    journal, ProcessShipping(journal, sys.argv[2], dump_contract(telco_contract()))
+)
+logger.log(_rows("k", 100))
+assert logger.flush(timeout=60)
+print(logger.stats()["journal"]["shipper"]["shipper_pid"], flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_shipper_whose_worker_is_killed_stops_by_itself(tmp_path: Path) -> None:
+    """SIGKILL leaves the worker no chance to stop its shipper; the pipe the kernel closes
+    does: no shipper outlives its worker."""
+    url = f"sqlite:///{tmp_path / 'predictions.db'}"
+    worker = subprocess.Popen(  # noqa: S603 - our interpreter, our script
+        [sys.executable, "-c", WORKER, str(tmp_path / "journal"), url],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        shipper_pid = int(worker.stdout.readline())
+        assert Path(f"/proc/{shipper_pid}").exists()
+        assert prediction_store.count_predictions(prediction_store.connect(url, TELCO)) == 100
+    finally:
+        worker.kill()
+        worker.wait()
+    _wait(lambda: _gone(shipper_pid), 30, "the shipper outlived its worker")
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return True
