@@ -10,15 +10,10 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import httpx
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from churnops.contract import telco_contract
-from churnops.data.cleaning import clean_customers
-from churnops.data.synthetic import generate_customers
-from churnops.model import recipes
 from churnops.monitoring import prediction_store
 from churnops.monitoring.live_pairs import read_live_pairs
 from churnops.settings import Settings
@@ -29,6 +24,7 @@ from orchestration.live_gate import REPORT_JSON, build_live_gate_sensor, live_ga
 from registry.interface import MONITORING_EXPERIMENT
 from registry.mlflow_registry import MlflowModelRegistry
 from tests.conftest import start_bento, wait_ready
+from tests.rollout_versions import register_flipped, wait_for_rollout
 
 pytestmark = pytest.mark.integration
 
@@ -36,28 +32,6 @@ TELCO = telco_contract()
 MODEL = "churn-live-gate"
 SENSOR = build_live_gate_sensor(live_gate, interval_seconds=30)
 LABELLED = 200
-
-
-def _register(registry: MlflowModelRegistry, name: str, seed: int, flip: float) -> str:
-    """A logistic regression trained with a share `flip` of its labels inverted: 0.45 gives a
-    weak model (live AUC about 0.73), 0 a good one (0.89), 1 one that ranks backwards (0.11)."""
-    frame = clean_customers(generate_customers(1_500, seed=seed), "synthetic", TELCO).frame
-    flipped = np.random.default_rng(seed).random(len(frame)) < flip
-    frame.loc[flipped, "Churn"] = 1 - frame.loc[flipped, "Churn"]
-    model = recipes.train(frame, "logistic_regression", seed=0, contract=TELCO)
-    run = registry.log_candidate(name, model, {"flip": flip}, {}, contract=TELCO)
-    return registry.register(run, {})
-
-
-def _wait_for_rollout(url: str, champion: str, challenger: str) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        status = httpx.get(f"{url}/model").json()
-        shadowed = (status.get("rollout") or {}).get("challenger") or {}
-        if (status["model_version"], shadowed.get("model_version")) == (champion, challenger):
-            return
-        assert time.monotonic() < deadline, status
-        time.sleep(0.5)
 
 
 def _labelled_traffic(url: str, store: str, champion: str, challenger: str, seed: int) -> None:
@@ -87,9 +61,9 @@ def test_the_live_gate_promotes_a_better_shadowed_challenger_and_keeps_a_worse_o
     tmp_path: Path, mlflow_uri: str, monkeypatch: pytest.MonkeyPatch, figures
 ) -> None:
     registry = MlflowModelRegistry(mlflow_uri, MODEL, "live-gate-tests")
-    weak = _register(registry, "weak", seed=3, flip=0.45)
+    weak = register_flipped(registry, "weak", seed=3, flip=0.45)
     registry.promote(weak, "test: a weak champion")
-    better = _register(registry, "better", seed=11, flip=0.0)
+    better = register_flipped(registry, "better", seed=11, flip=0.0)
     registry.set_challenger(better)
     store = f"sqlite:///{tmp_path / 'store.db'}"
     server = start_bento(
@@ -106,7 +80,7 @@ def test_the_live_gate_promotes_a_better_shadowed_challenger_and_keeps_a_worse_o
     resources = build_resources(settings)
     try:
         wait_ready(server)
-        _wait_for_rollout(server.url, weak, better)
+        wait_for_rollout(server.url, weak, better)
         _labelled_traffic(server.url, store, weak, better, seed=1)
         request, promoted = _decide(resources)
         assert request.run_key == f"live-gate-v{better}-vs-v{weak}"
@@ -126,9 +100,9 @@ def test_the_live_gate_promotes_a_better_shadowed_challenger_and_keeps_a_worse_o
         assert [run.data.metrics["labelled_pairs"] for run in runs] == [LABELLED + 20]
         assert '"labelled": 220' in registry.load_text(runs[0].info.run_id, REPORT_JSON)
 
-        worse = _register(registry, "inverted", seed=5, flip=1.0)
+        worse = register_flipped(registry, "inverted", seed=5, flip=1.0)
         registry.set_challenger(worse)
-        _wait_for_rollout(server.url, better, worse)  # the same server follows both aliases
+        wait_for_rollout(server.url, better, worse)  # the same server follows both aliases
         _labelled_traffic(server.url, store, better, worse, seed=2)
         _, rejected = _decide(resources)
         assert rejected["decision"] == "rejected", rejected["reason"]
