@@ -10,8 +10,9 @@ A shipper ships its own worker's sealed segments, oldest first, and those of dea
 whose lock it takes first so two shippers never adopt the same worker. It deletes a segment
 once the store has every row of it (a segment shipped again after a crash is harmless: the
 store inserts by request id). When its standard input closes (the worker stops it, or the
-worker is gone: the kernel closes the pipe either way) or on SIGTERM, it ships once more and
-exits; whatever the store did not take stays on disk for the next shipper.
+worker is gone: the kernel closes the pipe either way) it ships once more and exits; whatever
+the store did not take stays on disk for the next shipper. It ignores SIGTERM and SIGINT: they
+come to the whole process group at a stop, and the worker still has rows to seal then.
 
 Run by the worker as `python -m serving.shipper --journal DIR --owner ID`, the store's URL and
 the data contract as one JSON line on standard input (a URL may carry a password, and a command
@@ -239,8 +240,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=1000)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, signal.SIG_IGN)  # the worker says when, by closing stdin
     stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     given = orjson.loads(sys.stdin.buffer.readline())
     threading.Thread(target=_until_closed, args=(stopping,), daemon=True).start()
     write = store_writer(given["store"], given["contract"])

@@ -63,11 +63,17 @@ def test_a_shipper_process_writes_the_journal_to_the_store_and_is_restarted_when
         assert prediction_store.count_predictions(engine) == 500
         assert logger.stats()["written"] == 500 and logger.stats()["pending"] == 0
 
+        os.kill(shipper_pid, signal.SIGTERM)  # a stop signals the group; the worker decides
+        logger.log(_rows("t", 100))
+        assert logger.flush(timeout=60), logger.stats()
+        assert logger.stats()["journal"]["shipper"]["shipper_pid"] == shipper_pid
+        assert logger.stats()["journal"]["shipper"]["restarts"] == 0
+
         os.kill(shipper_pid, signal.SIGKILL)
         logger.log(_rows("b", 300))
         _wait(lambda: logger.stats()["journal"]["shipper"]["restarts"] == 1, 30, "no restart")
         assert logger.flush(timeout=60), logger.stats()
-        assert prediction_store.count_predictions(engine) == 800
+        assert prediction_store.count_predictions(engine) == 900
         assert logger.stats()["journal"]["shipper"]["shipper_pid"] != shipper_pid
     finally:
         logger.close(timeout=30)
