@@ -29,7 +29,7 @@ from typing import Any, Protocol
 import orjson
 
 from serving.journal import PredictionJournal
-from serving.shipper import MAX_BACKOFF_SECONDS, SegmentShipper, publish_status, read_status
+from serving.shipper import SegmentShipper, next_backoff, publish_status, read_status
 
 log = logging.getLogger(__name__)
 
@@ -240,4 +240,4 @@ class PredictionLogger:
             self.journal.seal()
             shipped = self.shipping.tick()
             self._apply(self.shipping.status())
-            backoff = 0.0 if shipped else min(max(backoff * 2, 0.5), MAX_BACKOFF_SECONDS)
+            backoff = next_backoff(backoff, shipped)

@@ -210,10 +210,16 @@ def run(
         if (status := shipper.status()) != published:
             publish_status(shipper.directory, shipper.owner, status)
             published = status
-        backoff = 0.0 if shipped else min(max(backoff * 2, 0.5), MAX_BACKOFF_SECONDS)
+        backoff = next_backoff(backoff, shipped)
         if final:
             shipper.release()
             return
+
+
+def next_backoff(backoff: float, shipped: bool) -> float:
+    """The wait before the next attempt: the interval again after a success, else 0.5 s doubling
+    to `MAX_BACKOFF_SECONDS` (retries follow this, not the arrival of new rows)."""
+    return 0.0 if shipped else min(max(backoff * 2, 0.5), MAX_BACKOFF_SECONDS)
 
 
 def store_writer(store_url: str, contract_yaml: str) -> Writer:

@@ -164,3 +164,15 @@ def start_stack(
             raise AssertionError(f"churnops up did not come up:\n{stack.output()[-4000:]}")
         time.sleep(1)
     return stack
+
+
+def wait_for(predicate, timeout: float, what: str, stack: RunningStack, every: float = 1.0):
+    """The predicate's first truthy value; fails at once if `churnops up` died, with its log."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert stack.proc.poll() is None, stack.output()[-4000:]
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(every)

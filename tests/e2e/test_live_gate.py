@@ -4,7 +4,6 @@ itself, which promotes a better challenger on paired live evidence and keeps a w
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -12,21 +11,13 @@ import pytest
 from churnops.contract import telco_contract
 from launcher.simulator import simulate
 from registry.mlflow_registry import MlflowModelRegistry
-from tests.e2e.stack import RunningStack, start_stack
+from tests.e2e.stack import RunningStack, start_stack, wait_for
 from tests.rollout_versions import register_flipped, wait_for_rollout
 
 pytestmark = pytest.mark.e2e
 
 TELCO = telco_contract()
 LABELLED = 150
-
-
-def _until(condition, seconds: float, what: str, stack: RunningStack) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}:\n{stack.output()[-3000:]}")
-        time.sleep(2)
 
 
 def _labelled_traffic(stack: RunningStack, seed: int) -> None:
@@ -59,10 +50,10 @@ def test_the_daemon_promotes_a_better_shadowed_challenger_and_keeps_a_worse_one(
         registry.set_challenger(better)
         wait_for_rollout(stack.bento, weak, better)
         _labelled_traffic(stack, seed=1)
-        _until(
+        wait_for(
             lambda: registry.champion().version == better,
             240,
-            "the daemon's live gate never promoted the better challenger",
+            "the daemon's live gate to promote the better challenger",
             stack,
         )
         event = registry.alias_history()[-1]
@@ -74,10 +65,10 @@ def test_the_daemon_promotes_a_better_shadowed_challenger_and_keeps_a_worse_one(
         registry.set_challenger(worse)
         wait_for_rollout(stack.bento, better, worse)
         _labelled_traffic(stack, seed=2)
-        _until(
+        wait_for(
             lambda: registry.version(worse).tags.get("live_gate.decision") == "rejected",
             240,
-            "the daemon's live gate never judged the worse challenger",
+            "the daemon's live gate to judge the worse challenger",
             stack,
         )
         assert registry.champion().version == better

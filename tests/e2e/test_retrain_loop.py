@@ -20,7 +20,7 @@ from churnops.contract import telco_contract
 from launcher.recovery import open_instance
 from launcher.simulator import simulate
 from registry.mlflow_registry import MlflowModelRegistry
-from tests.e2e.stack import BIN, RunningStack, start_stack
+from tests.e2e.stack import BIN, RunningStack, start_stack, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -39,17 +39,6 @@ def _partition_file(tmp_path: Path, tags: dict[str, str]) -> Path:
     """Where `churnops up`'s scoring run wrote its date's file (the default HOME/scores)."""
     date = tags["dagster/partition"]
     return tmp_path / "state" / "scores" / f"date={date}" / "scores.parquet"
-
-
-def wait_for(predicate, timeout: float, what: str, stack: RunningStack, every: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert stack.proc.poll() is None, stack.output()[-4000:]
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(every)
 
 
 SETTINGS = {

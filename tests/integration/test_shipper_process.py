@@ -18,6 +18,7 @@ from churnops.monitoring import prediction_store
 from serving.journal import PredictionJournal
 from serving.prediction_log import PredictionLogger, ProcessShipping
 from tests.conftest import free_port
+from tests.postgres import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -34,14 +35,6 @@ def _rows(prefix: str, count: int) -> list[tuple]:
         )
         for i in range(count)
     ]
-
-
-def _wait(condition, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(what)
-        time.sleep(0.05)
 
 
 def test_a_shipper_process_writes_the_journal_to_the_store_and_is_restarted_when_killed(
@@ -71,7 +64,7 @@ def test_a_shipper_process_writes_the_journal_to_the_store_and_is_restarted_when
 
         os.kill(shipper_pid, signal.SIGKILL)
         logger.log(_rows("b", 300))
-        _wait(lambda: logger.stats()["journal"]["shipper"]["restarts"] == 1, 30, "no restart")
+        wait_for(lambda: logger.stats()["journal"]["shipper"]["restarts"] == 1, 30, "no restart")
         assert logger.flush(timeout=60), logger.stats()
         assert prediction_store.count_predictions(engine) == 900
         assert logger.stats()["journal"]["shipper"]["shipper_pid"] != shipper_pid
@@ -91,7 +84,7 @@ def test_rows_journaled_while_the_store_is_unreachable_wait_on_disk_for_the_next
         journal, ProcessShipping(journal, broken, dump_contract(TELCO), flush_seconds=0.05)
     )
     logger.log(_rows("c", 200))
-    _wait(lambda: logger.stats()["write_errors"] >= 1, 30, "the shipper never tried the store")
+    wait_for(lambda: logger.stats()["write_errors"] >= 1, 30, "the shipper never tried the store")
     assert logger.stats()["pending"] == 200 and "refused" in logger.stats()["last_error"]
     logger.close(timeout=30)
     assert sum(1 for _ in (tmp_path / "journal").glob("*.jsonl")) == 1
@@ -103,8 +96,8 @@ def test_rows_journaled_while_the_store_is_unreachable_wait_on_disk_for_the_next
         second, ProcessShipping(second, url, dump_contract(TELCO), flush_seconds=0.05)
     )
     try:
-        _wait(lambda: prediction_store.count_predictions(engine) == 200, 60, "never adopted")
-        _wait(lambda: logger.stats()["journal"]["adopted_rows"] == 200, 10, "not reported")
+        wait_for(lambda: prediction_store.count_predictions(engine) == 200, 60, "never adopted")
+        wait_for(lambda: logger.stats()["journal"]["adopted_rows"] == 200, 10, "not reported")
     finally:
         logger.close(timeout=30)
 
@@ -144,7 +137,7 @@ def test_a_shipper_whose_worker_is_killed_stops_by_itself(tmp_path: Path) -> Non
     finally:
         worker.kill()
         worker.wait()
-    _wait(lambda: _gone(shipper_pid), 30, "the shipper outlived its worker")
+    wait_for(lambda: _gone(shipper_pid), 30, "the shipper outlived its worker")
 
 
 def _gone(pid: int) -> bool:
