@@ -59,7 +59,8 @@ def test_the_daemon_promotes_a_better_shadowed_challenger_and_keeps_a_worse_one(
         event = registry.alias_history()[-1]
         assert (event.action, event.from_version, event.to_version) == ("promote", weak, better)
         assert event.by == "live_gate" and "not worse by more than" in event.reason
-        assert len(_live_gate_runs(stack)) == 1
+        # The alias moves inside the run; the run itself succeeds a moment later.
+        wait_for(lambda: len(_live_gate_runs(stack)) == 1, 60, "the live gate run to end", stack)
 
         worse = register_flipped(registry, "inverted", seed=5, flip=1.0)
         registry.set_challenger(worse)
@@ -73,7 +74,7 @@ def test_the_daemon_promotes_a_better_shadowed_challenger_and_keeps_a_worse_one(
         )
         assert registry.champion().version == better
         assert registry.alias_history()[-1] == event
-        assert len(_live_gate_runs(stack)) == 2
+        wait_for(lambda: len(_live_gate_runs(stack)) == 2, 60, "the second live gate run", stack)
     finally:
         code = stack.stop()
     assert code == 0, stack.output()[-3000:]
