@@ -22,6 +22,7 @@ from churnops.settings import Settings
 from serving.errors import Unavailable
 from serving.fast_path import LeanPredictRoute
 from serving.guard import RequestGuard
+from serving.request_timeout import use_for_bento
 from serving.routes import build_routes
 from serving.schemas import MAX_BATCH, FeedbackReceipt, ReasonCode, api_models
 from serving.tokens import configured_tokens
@@ -36,6 +37,8 @@ EXPLAIN_HELP = (
 )
 MAX_FEEDBACK = 10_000
 SETTINGS = Settings()
+# BentoML's own timeout middleware leaves a timer per request alive (serving/request_timeout.py).
+use_for_bento()
 CONTRACT = configured_contract(SETTINGS.contract)
 _MODELS = api_models(CONTRACT)
 CustomerRecord = _MODELS.record
