@@ -21,7 +21,7 @@ from churnops.records import (
     records_to_rows,
 )
 from serving.errors import Unavailable
-from serving.fast_path import LEAN_HEADER, LeanPredictRoute
+from serving.fast_path import LEAN_HEADER, LeanPredictRoute, ReadBudget
 from tests.unit.serving.contracts import GYM
 
 pytestmark = pytest.mark.unit
@@ -179,3 +179,25 @@ def test_a_worker_that_cannot_answer_leaves_the_refusal_to_the_api() -> None:
         LeanPredictRoute(None, TELCO, lambda: None, max_batch=10),  # service not created yet
     ):
         assert _call(route, "/predict", body) == ([], [body])
+
+
+def test_the_read_budget_lets_bodies_through_while_they_fit_and_one_at_any_size() -> None:
+    budget = ReadBudget(limit=10)
+    inside: list[int] = []
+    most: list[int] = []
+
+    async def request(size: int) -> None:
+        async with budget.hold(size):
+            inside.append(size)
+            most.append(sum(inside))
+            await asyncio.sleep(0.01)
+            inside.remove(size)
+
+    async def main() -> None:
+        await asyncio.gather(*(request(size) for size in (6, 6, 6, 25, 2, 2, 2)))
+
+    asyncio.run(main())
+    assert budget.used == 0
+    assert max(most) <= 25 and 25 in most  # larger than the budget: alone
+    assert all(total <= 10 for total in most if total != 25)
+    assert max(total for total in most if total != 25) > 6  # small ones share the budget
