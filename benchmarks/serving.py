@@ -381,7 +381,28 @@ def best_in_process(cells: list[Cell], rows: int) -> Cell | None:
     return max(mine, key=lambda c: c.rows_per_s, default=None)
 
 
-def verdicts(cells: list[Cell], cold: dict[str, float]) -> dict[str, dict[str, object]]:
+def fdatasync_latency_us(directory: Path, times: int = 500) -> float:
+    """Median microseconds of one journal-sized append and its `fdatasync` in `directory`: what
+    the durable log adds, at the least, to a request that has no other to share its sync with."""
+    path = directory / "fdatasync-probe"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    line = b"x" * 400 + b"\n"  # one Telco row as the journal writes it
+    seconds = []
+    try:
+        for _ in range(times):
+            started = time.perf_counter()
+            os.write(fd, line)
+            os.fdatasync(fd)
+            seconds.append(time.perf_counter() - started)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return float(np.median(seconds) * 1e6)
+
+
+def verdicts(
+    cells: list[Cell], cold: dict[str, float], fdatasync_us: float | None = None
+) -> dict[str, dict[str, object]]:
     """The issues' targets, each with the figures it compares."""
 
     def cell(server: str, rows: int, concurrency: int) -> Cell | None:
@@ -453,17 +474,27 @@ def verdicts(cells: list[Cell], cold: dict[str, float]) -> dict[str, dict[str, o
             "share": round(share, 2),
             "met": share >= 0.3,
         }
-    costs = []
+    costs = {}
     for c in cells:
         off = cell("bento (logging off)", c.rows_per_request, c.concurrency)
         if c.server == "bento" and off and off.requests_per_s:
-            costs.append(1 - c.requests_per_s / off.requests_per_s)
+            costs[(c.rows_per_request, c.concurrency)] = 1 - c.requests_per_s / off.requests_per_s
     if costs:
-        out["durable prediction log (journal, group commit) costs <= 10% in every cell"] = {
-            "worst_cost": round(max(costs), 3),
-            "mean_cost": round(sum(costs) / len(costs), 3),
-            "met": max(costs) <= 0.10,
+        worst = max(costs, key=costs.__getitem__)
+        verdict: dict[str, object] = {
+            "worst_cost": round(costs[worst], 3),
+            "cell": list(worst),
+            "mean_cost": round(sum(costs.values()) / len(costs), 3),
+            "met": costs[worst] <= 0.10,
         }
+        lone = cell("bento (logging off)", 1, 1)
+        if fdatasync_us is not None and lone is not None:
+            # One client: every request syncs alone, so its sync is the least the log costs.
+            verdict["fdatasync_us"] = round(fdatasync_us)
+            verdict["fdatasync_share_of_a_lone_request"] = round(
+                fdatasync_us / 1000 / (lone.p50_ms + fdatasync_us / 1000), 3
+            )
+        out["durable prediction log (journal, group commit) costs <= 10% in every cell"] = verdict
     shadow = [
         (c, plain)
         for c in cells
@@ -606,6 +637,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                 measured, cold[server.name] = measure_server(server, wrk, records, args, work)
                 cells += measured
             cells += in_process(model_uri, tracking_uri, records, args)
+            fdatasync_us = fdatasync_latency_us(work)
     imports = import_profile()
     report = {
         "machine": machine(),
@@ -613,7 +645,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "cells": [asdict(c) for c in cells],
         "cold_start_s": cold,
         "worker_import_s": imports,
-        "targets": verdicts(cells, cold),
+        "fdatasync_us": round(fdatasync_us, 1),
+        "targets": verdicts(cells, cold, fdatasync_us),
     }
     rendered = (
         table(cells, cold)

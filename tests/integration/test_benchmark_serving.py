@@ -48,5 +48,7 @@ def test_serving_benchmark_smoke_fills_every_cell_without_errors(tmp_path: Path,
     assert report["targets"]["zero errors in every cell"]["met"]
     (shadow,) = [v for k, v in report["targets"].items() if k.startswith("shadow mode")]
     assert shadow["worst_cost"] < 1.0
+    (log,) = [v for k, v in report["targets"].items() if k.startswith("durable prediction log")]
+    assert log["fdatasync_us"] > 0 and 0 < log["fdatasync_share_of_a_lone_request"] < 1
     assert out.with_suffix(".md").read_text().startswith("Machine: ")
     figures(out.with_suffix(".md").read_text())
