@@ -96,9 +96,6 @@ class ChurnService:
     def __init__(self) -> None:
         # Imported here, in the worker: BentoML's supervisor imports this module only for its
         # configuration and must not pay for scikit-learn, pandas and MLflow (serving/runtime.py).
-        from serving.worker_memory import keep_unused_libraries_out
-
-        keep_unused_libraries_out()
         from serving.runtime import ServingRuntime
 
         self.runtime: ServingRuntime = ServingRuntime(SETTINGS, CONTRACT)
