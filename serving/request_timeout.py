@@ -13,7 +13,6 @@ timer as soon as the answer starts. `use_for_bento()` puts it where BentoML look
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import orjson
 
@@ -75,7 +74,6 @@ def use_for_bento() -> None:
     from this module when it builds the app); fails loudly if a BentoML upgrade moved it."""
     from bentoml._internal.server.http import traffic
 
-    current: Any = getattr(traffic, "TimeoutMiddleware", None)
-    if current is None:
+    if not hasattr(traffic, "TimeoutMiddleware"):
         raise RuntimeError("bentoml._internal.server.http.traffic.TimeoutMiddleware is gone")
     traffic.TimeoutMiddleware = RequestTimeout  # type: ignore[misc]
