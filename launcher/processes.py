@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -13,9 +14,40 @@ from pathlib import Path
 
 import httpx
 
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_PICKED_PORT = 10000
+
+
+def ephemeral_port_range(path: Path = EPHEMERAL_RANGE_FILE) -> tuple[int, int]:
+    """The ports the kernel hands to outgoing connections (Linux's default when unreadable)."""
+    try:
+        low, high = (int(part) for part in path.read_text().split())
+    except (OSError, ValueError):
+        return 32768, 60999
+    return low, high
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
 
 def free_port() -> int:
-    """A TCP port nobody listens on right now, on loopback."""
+    """A TCP port nobody uses right now on loopback, picked outside the ephemeral range: a port
+    from bind(0) is one an outgoing connection may take before our server binds it (then the
+    server fails with "Address already in use")."""
+    low, high = ephemeral_port_range()
+    spare = [*range(LOWEST_PICKED_PORT, min(low, 65536)), *range(max(high + 1, 1024), 65536)]
+    for _ in range(200):
+        if not spare:
+            break
+        port = random.choice(spare)  # noqa: S311 - spreads picks across callers, not a secret
+        if _bindable(port):
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
