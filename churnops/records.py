@@ -274,6 +274,14 @@ def plain_records_reader(contract: Contract) -> PlainRecordsReader:
     id_name, id_limit = contract.id_column, contract.max_id_length
     allowed = frozenset(names) | ({id_name} if id_name else frozenset())
     required = frozenset(f.name for f in contract.features if not f.nullable)
+    # Record length -> (a getter of every field as one tuple, whether the id is the last).
+    # An itemgetter of one name returns the bare value: a one-feature contract without ids
+    # gathers record by record.
+    getters: dict[int, tuple[Callable[[dict], tuple], bool]] = {}
+    if len(names) > 1:
+        getters[len(names)] = (operator.itemgetter(*names), False)
+    if id_name:
+        getters[len(names) + 1] = (operator.itemgetter(*names, id_name), True)
 
     def customer_id(value: object) -> object:
         if type(value) is int:
@@ -282,14 +290,32 @@ def plain_records_reader(contract: Contract) -> PlainRecordsReader:
             return value
         return _INVALID
 
+    def gathered(records: list[object]) -> tuple[list[Sequence[object]], Sequence[object]] | None:
+        """(feature columns, ids) of records that are dicts holding the same fields, every
+        feature and the id or every feature alone, gathered in C; None for any other batch."""
+        if set(map(type, records)) != {dict} or len(lengths := set(map(len, records))) != 1:
+            return None
+        if (getter := getters.get(lengths.pop())) is None:
+            return None
+        take, with_id = getter
+        try:
+            columns = list(zip(*map(take, records), strict=True))
+        except KeyError:  # as many fields, not these ones
+            return None
+        return (columns[: len(names)], columns[-1]) if with_id else (columns, None)
+
     def read(records: list[object]) -> list[tuple[str | None, list[object]]] | None:
         if len(records) < COLUMNS_FROM:
             read = [read_one(record) for record in records]
             return NOT_PLAIN if NOT_PLAIN in read else read  # type: ignore[return-value]
-        for record in records:
-            if type(record) is not dict or not required <= record.keys() <= allowed:
-                return NOT_PLAIN
-        raw = [[record.get(name) for record in records] for name in names]  # type: ignore[union-attr]
+        if (found := gathered(records)) is not None:
+            raw, given_ids = found
+        else:
+            for record in records:
+                if type(record) is not dict or not required <= record.keys() <= allowed:
+                    return NOT_PLAIN
+            raw = [[record.get(name) for record in records] for name in names]  # type: ignore[union-attr]
+            given_ids = [record.get(id_name) for record in records] if id_name else None  # type: ignore[union-attr]
         values = []
         for column, read_column in zip(raw, columns, strict=True):
             read = read_column(column)
@@ -299,9 +325,11 @@ def plain_records_reader(contract: Contract) -> PlainRecordsReader:
         rows = list(map(list, zip(*values, strict=True)))
         if id_name is None:
             return [(derive_row_id(row), row) for row in rows]
-        ids = list(map(customer_id, [record.get(id_name) for record in records]))  # type: ignore[union-attr]
-        if _INVALID in ids:
-            return NOT_PLAIN
+        ids = given_ids if given_ids is not None else [None] * len(rows)
+        if not (set(map(type, ids)) == {str} and max(map(len, ids)) <= id_limit):
+            ids = list(map(customer_id, ids))
+            if _INVALID in ids:
+                return NOT_PLAIN
         return list(zip(ids, rows, strict=True))  # type: ignore[arg-type]
 
     return read
@@ -327,9 +355,42 @@ def _plain_column(feature: Feature) -> Callable[[Sequence[object]], Sequence[obj
 
         return closed
     value = _plain_value(feature)
+    uniform = _uniform_column(feature)
 
     def each(column: Sequence[object]) -> Sequence[object] | None:
+        if uniform(column):
+            return column
         read = list(map(value, column))
         return None if _INVALID in read else read
 
     return each
+
+
+def _uniform_column(feature: Feature) -> Callable[[Sequence[object]], bool]:
+    """Whether a (non-empty) column is one `_plain_value` would return unchanged, judged with a
+    few passes in C: every value of the one JSON type the field holds as it is, inside its
+    range. False only means "look at each value"."""
+    low = -math.inf if feature.minimum is None else feature.minimum
+    high = math.inf if feature.maximum is None else feature.maximum
+    if feature.kind == "boolean":
+        return lambda column: set(map(type, column)) == {bool}
+    if feature.kind == "categorical":  # an open one (closed ones are a set comparison)
+        return lambda column: (
+            set(map(type, column)) == {str} and max(map(len, column)) <= MAX_CATEGORY_LENGTH
+        )
+    if feature.kind == "integer":
+        return lambda column: (
+            set(map(type, column)) == {int} and low <= min(column) and max(column) <= high
+        )
+
+    def floats(column: Sequence[object]) -> bool:
+        # A NaN or an infinity makes the sum one; so may an overflow, which only costs the
+        # slower look.
+        return (
+            set(map(type, column)) == {float}
+            and math.isfinite(sum(column))  # type: ignore[arg-type]
+            and low <= min(column)  # type: ignore[type-var]
+            and max(column) <= high  # type: ignore[type-var]
+        )
+
+    return floats
