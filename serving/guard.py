@@ -97,14 +97,18 @@ class RequestGuard:
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             return await _reject(send, 413, self._too_large(), "content-length")
-        body = bytearray()
+        chunks, size = [], 0
         while True:
             message = await receive()
-            body.extend(message.get("body", b""))
-            if len(body) > self.max_body_bytes:
+            chunks.append(chunk := message.get("body", b""))
+            size += len(chunk)
+            if size > self.max_body_bytes:
                 return await _reject(send, 413, self._too_large(), "content-length")
             if not message.get("more_body", False):
                 break
+        # One copy of the body lives as long as the request: the app gets these very bytes.
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        del chunks
         replayed = False
 
         async def replay() -> Message:
@@ -112,7 +116,7 @@ class RequestGuard:
             if replayed:
                 return await receive()
             replayed = True
-            return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return {"type": "http.request", "body": body, "more_body": False}
 
         return await self.app(scope, replay, send)
 

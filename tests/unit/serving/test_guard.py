@@ -21,6 +21,7 @@ pytestmark = pytest.mark.unit
 
 TOKEN = "unit-test-token"  # noqa: S105 - a fixture value, not a secret
 AUTH = {"authorization": f"Bearer {TOKEN}"}
+AUTH_HEADER = [(b"authorization", f"Bearer {TOKEN}".encode())]
 LIMIT = 1000
 
 
@@ -204,3 +205,40 @@ def test_probes_without_a_body_or_content_type_pass(method: str) -> None:
 def test_a_get_that_carries_a_body_is_checked_too() -> None:
     response = _call(_guarded(), "GET", "/brand_new_route", content=b"x", headers=AUTH)
     assert response.status_code == 415
+
+
+@pytest.mark.parametrize("chunks", [[b'{"a": 1}'], [b'{"a"', b": 1", b"}"]])
+def test_the_app_gets_the_body_as_one_message_held_once(chunks: list[bytes]) -> None:
+    """A body read in one message reaches the app as that very object (no copy kept beside it
+    for the request's life); one read in several is joined once."""
+    received: list[dict] = []
+
+    async def app(scope, receive, send) -> None:
+        received.append(await receive())
+
+    async def run() -> None:
+        messages = iter(
+            {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
+            for i, chunk in enumerate(chunks)
+        )
+
+        async def receive() -> dict:
+            return next(messages)
+
+        async def send(_: dict) -> None:
+            raise AssertionError("the guard refused a valid request")
+
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/predict",
+            "headers": [(b"content-type", b"application/json"), *AUTH_HEADER],
+        }
+        await RequestGuard(app, max_body_bytes=LIMIT, tokens=_tokens(TOKEN))(scope, receive, send)
+
+    asyncio.run(run())
+    (message,) = received
+    assert message == {"type": "http.request", "body": b'{"a": 1}', "more_body": False}
+    assert type(message["body"]) is bytes
+    if len(chunks) == 1:
+        assert message["body"] is chunks[0]
