@@ -46,6 +46,12 @@ def test_serving_benchmark_smoke_fills_every_cell_without_errors(tmp_path: Path,
     assert limit["rows_per_s"] > 0 and limit["rows_per_request"] == 10_000
     assert all(seconds > 0 for seconds in report["cold_start_s"].values())
     assert report["targets"]["zero errors in every cell"]["met"]
+    soaked = report["soak"]  # the worker's memory followed over more requests
+    assert soaked["requests"] >= 2_000 and soaked["errors"] == 0
+    assert 10 < soaked["worker_rss_mib_end"] <= soaked["worker_rss_mib_peak"]
+    (memory,) = [v for k, v in report["targets"].items() if k.startswith("RSS of one worker")]
+    assert memory["soak_requests"] == soaked["requests"]
+    assert memory["worker_mib"] >= round(soaked["worker_rss_mib_peak"])
     (shadow,) = [v for k, v in report["targets"].items() if k.startswith("shadow mode")]
     assert shadow["worst_cost"] < 1.0
     (log,) = [v for k, v in report["targets"].items() if k.startswith("durable prediction log")]
