@@ -696,8 +696,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--soak-chunk",
         type=float,
-        default=30.0,
-        help="Seconds per soak wrk run (RSS read after each).",
+        help="Seconds per soak wrk run, the worker's RSS read after each (30; smoke 1).",
     )
     parser.add_argument(
         "--servers", help="Comma-separated server names to run (default: all), e.g. bento"

@@ -12,6 +12,9 @@ from mlflow.types.utils import _infer_schema
 
 from benchmarks.common import RssTimeline
 from benchmarks.pipeline import step_spans
+from benchmarks.serving import Cell
+from benchmarks.serving import parse_args as serving_args
+from benchmarks.serving import verdicts as serving_verdicts
 from registry.datasets import SampledSchemaDataset, schema_sample
 
 pytestmark = pytest.mark.unit
@@ -69,3 +72,19 @@ def test_sampled_schema_matches_mlflows_full_inference() -> None:
         warnings.simplefilter("ignore")
         assert dataset.schema == _infer_schema(frame)
     assert not dataset.schema.input_dict()["charges"].required
+
+
+def test_the_serving_soak_is_a_million_requests_in_a_full_run_and_short_in_the_smoke() -> None:
+    full, smoke = serving_args([]), serving_args(["--smoke"])
+    assert (full.soak_requests, full.soak_chunk) == (1_000_000, 30.0)
+    assert (smoke.soak_requests, smoke.soak_chunk) == (2_000, 1.0)
+    assert serving_args(["--smoke", "--soak-requests", "0"]).soak_requests == 0
+
+
+def test_the_memory_verdict_counts_the_soak_and_its_errors() -> None:
+    cell = Cell("bento", 1, 32, 100.0, 100.0, 1.0, 2.0, 0, 500.0, 350.0)
+    soaked = {"requests": 5, "errors": 1, "worker_rss_mib_peak": 401.0, "worker_rss_mib_end": 390}
+    targets = serving_verdicts([cell], {}, None, soaked)
+    (memory,) = [v for k, v in targets.items() if k.startswith("RSS of one worker")]
+    assert memory["worker_mib"] == 401 and not memory["met"]
+    assert targets["zero errors in every cell"] == {"errors": 1, "met": False}
