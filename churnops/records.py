@@ -169,8 +169,7 @@ PlainReader = Callable[[object], "tuple[str | None, list[object]] | None"]
 def _plain_value(feature: Feature) -> Callable[[object], object]:
     """The value `record_model` would hold for a plainly valid JSON value of `feature`, else
     `_INVALID` (never a guess: anything unusual is left for the pydantic model to judge)."""
-    low = -math.inf if feature.minimum is None else feature.minimum
-    high = math.inf if feature.maximum is None else feature.maximum
+    low, high = feature.bounds
     nullable = feature.nullable
 
     if feature.kind == "categorical" and not feature.is_open:
@@ -370,8 +369,7 @@ def _uniform_column(feature: Feature) -> Callable[[Sequence[object]], bool]:
     """Whether a (non-empty) column is one `_plain_value` would return unchanged, judged with a
     few passes in C: every value of the one JSON type the field holds as it is, inside its
     range. False only means "look at each value"."""
-    low = -math.inf if feature.minimum is None else feature.minimum
-    high = math.inf if feature.maximum is None else feature.maximum
+    low, high = feature.bounds
     if feature.kind == "boolean":
         return lambda column: set(map(type, column)) == {bool}
     if feature.kind == "categorical":  # an open one (closed ones are a set comparison)

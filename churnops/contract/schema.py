@@ -66,6 +66,13 @@ class Feature(_Strict):
     # Other headers this column may have in a file (e.g. after a rename upstream).
     aliases: tuple[str, ...] = ()
 
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """(minimum, maximum), an open end as an infinity: what a value is compared against."""
+        low = -math.inf if self.minimum is None else self.minimum
+        high = math.inf if self.maximum is None else self.maximum
+        return low, high
+
     @model_validator(mode="after")
     def _fits_its_kind(self) -> Feature:
         if self.kind != "categorical" and (self.categories is not None or self.open_categories):

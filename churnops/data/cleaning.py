@@ -236,8 +236,7 @@ def _number(column: _Column, feature: Feature) -> pd.Series:
     infinite = np.isinf(numbers.to_numpy())
     column.fail(infinite, "must be a finite number")
     numbers = numbers.mask(infinite)
-    low = -math.inf if feature.minimum is None else feature.minimum
-    high = math.inf if feature.maximum is None else feature.maximum
+    low, high = feature.bounds
     column.fail(((numbers < low) | (numbers > high)).to_numpy(), _range(feature))
     if feature.kind == "integer":
         fractional = (numbers != np.floor(numbers)) & numbers.notna()
