@@ -308,9 +308,7 @@ def measure_server(
     cells = []
     try:
         for rows in args.rows:
-            body_file = work / f"body-{port}-{rows}.json"
-            body_file.write_text(json.dumps(server.body(records[:rows])))
-            url = f"http://127.0.0.1:{port}{server.route(rows)}"
+            url, body_file = _request(server, port, records[:rows], work)
             run_wrk(wrk, url, body_file, max(args.concurrency), args.warmup)
             drain(url, body_file)
             for concurrency in args.concurrency:
@@ -335,12 +333,18 @@ def measure_server(
                 )
         soaked = None
         if server.name == "bento" and args.soak_requests:
-            body_file = work / f"body-{port}-1.json"
-            url = f"http://127.0.0.1:{port}{server.route(1)}"
+            url, body_file = _request(server, port, records[:1], work)
             soaked = soak(wrk, url, body_file, process.proc.pid, args)
     finally:
         process.stop()
     return cells, cold_start, soaked
+
+
+def _request(server: Server, port: int, records: list[dict], work: Path) -> tuple[str, Path]:
+    """The URL and the body file wrk sends `records` with to the server on `port`."""
+    body_file = work / f"body-{port}-{len(records)}.json"
+    body_file.write_text(json.dumps(server.body(records)))
+    return f"http://127.0.0.1:{port}{server.route(len(records))}", body_file
 
 
 def soak(wrk: str, url: str, body_file: Path, pid: int, args: argparse.Namespace) -> dict:
