@@ -5,6 +5,10 @@ tree) and a small cost per row, so scoring 32 waiting requests together costs li
 scoring one. The batcher never waits for company: when idle, a request is scored at once; while
 a call runs, new requests queue and the next call takes all of them (up to `max_rows`). Batches
 therefore grow with load and stay at one under light traffic, which keeps p99 low either way.
+
+A call's results can be made final before anyone sees them (`settle`, run in the model thread
+right after the call: the serving runtime journals them there, see serving/group_commit.py),
+so they reach the event loop once, when they may be answered.
 """
 
 from __future__ import annotations
@@ -12,13 +16,17 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Generic, TypeVar
 
 from threadpoolctl import threadpool_limits
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
+# (a call's results, whether other requests wait) -> None once they are final, or a future
+# settled when they are.
+Settle = Callable[[Sequence[Result], bool], "Future[None] | None"]
+Answer = tuple[list[Result], "asyncio.Future[None] | None"]
 
 
 class MicroBatcher(Generic[Item, Result]):
@@ -26,7 +34,7 @@ class MicroBatcher(Generic[Item, Result]):
 
     `score` runs in one dedicated thread (it is CPU-bound; the event loop keeps reading
     requests), set up once by `thread_setup`, and must return one result per item, in order.
-    A failing call fails every request in it.
+    A failing call (or `settle`) fails every request in it.
     """
 
     def __init__(
@@ -34,23 +42,36 @@ class MicroBatcher(Generic[Item, Result]):
         score: Callable[[list[Item]], Sequence[Result]],
         max_rows: int = 1000,
         thread_setup: Callable[[], object] | None = None,
+        settle: Settle | None = None,
     ) -> None:
         self._score = score
+        self._settle = settle
         self.max_rows = max_rows
         self._thread = ThreadPoolExecutor(1, "model-call", initializer=thread_setup)
-        self._waiting: deque[tuple[list[Item], asyncio.Future[list[Result]]]] = deque()
+        self._waiting: deque[tuple[list[Item], asyncio.Future[Answer]]] = deque()
         self._worker: asyncio.Task[None] | None = None
         self.calls = 0
         self.rows = 0
 
     async def submit(self, items: list[Item]) -> list[Result]:
-        future: asyncio.Future[list[Result]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._waiting.append((items, future))
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._drain())
-        return await future
+        results, final = await future
+        if final is not None:
+            await asyncio.shield(final)  # shared by the call's requests: never cancel it
+        return results
 
-    def _next_batch(self) -> list[tuple[list[Item], asyncio.Future[list[Result]]]]:
+    def _call(self, items: list[Item]) -> tuple[Sequence[Result], Future[None] | None]:
+        """In the model thread: score, then settle while no other thread is involved."""
+        results = self._score(items)
+        if len(results) != len(items):
+            raise RuntimeError(f"scored {len(results)} results for {len(items)} items")
+        final = self._settle(results, bool(self._waiting)) if self._settle else None
+        return results, final
+
+    def _next_batch(self) -> list[tuple[list[Item], asyncio.Future[Answer]]]:
         """Waiting requests, oldest first, up to `max_rows` rows (always at least one)."""
         batch = [self._waiting.popleft()]
         rows = len(batch[0][0])
@@ -64,11 +85,9 @@ class MicroBatcher(Generic[Item, Result]):
             batch = self._next_batch()
             items = [item for request, _ in batch for item in request]
             try:
-                results = await asyncio.get_running_loop().run_in_executor(
-                    self._thread, self._score, items
+                results, settling = await asyncio.get_running_loop().run_in_executor(
+                    self._thread, self._call, items
                 )
-                if len(results) != len(items):
-                    raise RuntimeError(f"scored {len(results)} results for {len(items)} items")
             except Exception as exc:  # every request in the call gets the error
                 for _, future in batch:
                     if not future.done():
@@ -76,10 +95,11 @@ class MicroBatcher(Generic[Item, Result]):
                 continue
             self.calls += 1
             self.rows += len(items)
+            final = asyncio.wrap_future(settling) if settling is not None else None
             start = 0
             for request, future in batch:
                 if not future.done():  # a client that went away cancelled its future
-                    future.set_result(list(results[start : start + len(request)]))
+                    future.set_result((list(results[start : start + len(request)]), final))
                 start += len(request)
 
     def stats(self) -> dict[str, float]:

@@ -13,6 +13,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from typing import NamedTuple
 
 import anyio.to_thread
@@ -116,10 +117,16 @@ class ServingRuntime:
         self.logger = (
             _prediction_logger(settings, contract) if settings.prediction_logging else None
         )
-        self.commit = GroupCommit(self.logger.log) if self.logger is not None else None
-        # Concurrent requests share model calls (see serving/batcher.py).
+        self.commit: GroupCommit[Scored] | None = (
+            GroupCommit(self._append_to_log) if self.logger is not None else None
+        )
+        # Concurrent requests share model calls (see serving/batcher.py), journaled by the
+        # model thread as it makes them.
         self.batcher: MicroBatcher = MicroBatcher(
-            self._score_rows, max_rows=MAX_BATCH, thread_setup=one_openmp_thread
+            self._score_rows,
+            max_rows=MAX_BATCH,
+            thread_setup=one_openmp_thread,
+            settle=self._journal_call if self.commit is not None else None,
         )
         self.follower.start()
         if self.challenger is not None:
@@ -156,11 +163,13 @@ class ServingRuntime:
     ) -> list[Scored]:
         """Score (customer id, row) pairs in one call, journaled before they are returned."""
         items = list(zip(request_ids(len(customers)), customers, strict=True))
-        if explain:
+        try:
+            if not explain:
+                return await self.batcher.submit(items)  # journaled by the model thread
             scored = await anyio.to_thread.run_sync(self._explained_rows, items)
-        else:
-            scored = await self.batcher.submit(items)
-        await self._journal(scored)
+            await self._journal(scored)
+        except JournalFull as exc:  # never answer what cannot be kept
+            raise Unavailable(str(exc)) from exc
         return scored
 
     def rows(self, records: Sequence[object]) -> list[tuple[str | None, list[object]]]:
@@ -248,15 +257,21 @@ class ServingRuntime:
 
     async def _journal(self, scored: list[Scored]) -> None:
         """On disk before the answer leaves (shared with every request syncing meanwhile)."""
-        if self.commit is None:
-            return
+        if self.commit is not None:
+            await self.commit.commit(scored)
+
+    def _journal_call(self, scored: Sequence[Scored], others_waiting: bool) -> Future[None] | None:
+        """A model call's predictions, journaled from the model thread: synced right there
+        when no other request waits for it, else by the journal thread while it makes the
+        next call."""
+        return self.commit.submit(scored, inline=not others_waiting)
+
+    def _append_to_log(self, scored: list[Scored]) -> None:
+        """The journal's rows of `scored` (and the challenger's, in shadow mode), on disk."""
         rows = log_rows(scored)
         if self.rollout == "shadow":
             rows += shadow_log_rows(scored)
-        try:
-            await self.commit.commit(rows)
-        except JournalFull as exc:  # never answer what cannot be kept
-            raise Unavailable(str(exc)) from exc
+        self.logger.log(rows)
 
     def _loaded(self) -> LoadedModel:
         loaded = self.follower.current
@@ -292,7 +307,7 @@ def _prediction_logger(settings: Settings, contract: Contract) -> PredictionLogg
     return PredictionLogger(journal, shipping)
 
 
-def log_rows(scored: list[Scored]) -> list[tuple]:
+def log_rows(scored: Sequence[Scored]) -> list[tuple]:
     """Rows in `prediction_store.prediction_columns(contract)` order: plain tuples, cheap to
     build on the request path (checked against the store in
     tests/unit/serving/test_prediction_log.py)."""
@@ -311,7 +326,7 @@ def log_rows(scored: list[Scored]) -> list[tuple]:
     ]
 
 
-def shadow_log_rows(scored: list[Scored]) -> list[tuple]:
+def shadow_log_rows(scored: Sequence[Scored]) -> list[tuple]:
     """The challenger's scores as journal rows: `SHADOW_ROW` and then
     `prediction_store.SHADOW_COLUMNS` (sent to their own table by `rollout.split_writer`)."""
     now = time.time()

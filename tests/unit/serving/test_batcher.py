@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from concurrent.futures import Future
 
 import pytest
 from threadpoolctl import threadpool_info
@@ -114,3 +115,49 @@ def test_model_calls_run_on_one_thread_limited_to_one_openmp_thread() -> None:
     assert len(names) == 1
     assert next(iter(names)) != threading.current_thread().name
     assert all(threads and set(threads) == {1} for _, threads in seen)
+
+
+def test_results_are_settled_in_the_model_thread_before_anyone_gets_them() -> None:
+    """The serving runtime journals a call's predictions in `settle`, in the model thread: a
+    call with no request waiting behind it settles there and then; otherwise it hands back a
+    future, and its requests get their results only once that future is done."""
+    seen: list[tuple[str, bool]] = []
+    handed: list[Future[None]] = []
+
+    def score(items: list[str]) -> list[str]:
+        time.sleep(0.05)
+        return items
+
+    def settle(results, others_waiting: bool) -> Future[None] | None:
+        seen.append((threading.current_thread().name, others_waiting))
+        if not others_waiting:
+            return None
+        handed.append(Future())
+        return handed[-1]
+
+    async def run() -> tuple[bool, list[str], list[str]]:
+        batcher = MicroBatcher(score, settle=settle)
+        first = asyncio.create_task(batcher.submit(["a"]))
+        await asyncio.sleep(0.01)
+        second = await batcher.submit(["b"])  # arrived while the first call ran
+        held = not first.done()  # its call is scored but its future is not settled
+        handed[0].set_result(None)
+        return held, await first, second
+
+    held, first, second = asyncio.run(run())
+    assert held and first == ["a"] and second == ["b"]
+    assert [waiting for _, waiting in seen] == [True, False]
+    names = {name for name, _ in seen}
+    assert len(names) == 1 and threading.current_thread().name not in names
+
+
+def test_a_failing_settle_fails_the_requests_of_its_call() -> None:
+    def settle(results, others_waiting: bool) -> None:
+        raise OSError("journal disk full")
+
+    async def run() -> list[object]:
+        batcher = MicroBatcher(lambda items: items, settle=settle)
+        return await asyncio.gather(batcher.submit([1]), return_exceptions=True)
+
+    (failed,) = asyncio.run(run())
+    assert isinstance(failed, OSError)

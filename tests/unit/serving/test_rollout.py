@@ -3,7 +3,6 @@ runtime's routing with fake models (no registry, no server)."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import numpy as np
@@ -166,14 +165,14 @@ def test_canary_explained_requests_follow_the_same_route() -> None:
 def test_the_runtime_journals_shadow_rows_only_in_shadow_mode() -> None:
     journaled: list = []
 
-    class Commit:
-        async def commit(self, rows):
+    class Logger:
+        def log(self, rows):
             journaled.append(rows)
 
     for rollout in ("shadow", "canary"):
         runtime = _runtime(rollout, _loaded("3", 0.2), _loaded("4", 0.7), share=0.0)
-        runtime.commit = Commit()
-        asyncio.run(runtime._journal(runtime._score_rows(_items(2))))
+        runtime.logger = Logger()
+        runtime._append_to_log(runtime._score_rows(_items(2)))
     shadow_run, canary_run = journaled
     assert [row[0] for row in shadow_run] == ["req-0", "req-1", SHADOW_ROW, SHADOW_ROW]
     assert [row[0] for row in canary_run] == ["req-0", "req-1"]
