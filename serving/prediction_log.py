@@ -1,8 +1,9 @@
 """The prediction log: every answered prediction is journaled on disk before its answer leaves
 (`serving/journal.py`) and shipped to the prediction store in the background.
 
-`log(rows)` is called by the group commit thread (`serving/group_commit.py`) with the rows of
-every request waiting, so concurrent requests share one `fdatasync`. One thread wakes every
+`log(rows)` is called by the group commit (`serving/group_commit.py`: in the model thread when
+no other request waits, else in the journal thread) with the rows of every request waiting, so
+concurrent requests share one `fdatasync`. One thread wakes every
 `flush_seconds` (never per request: a thread woken per request takes the interpreter lock from
 the request path each time), seals the journal's open segment and moves the shipping on:
 
