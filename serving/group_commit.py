@@ -6,6 +6,7 @@ syncs run in a thread of their own: the model thread hands its scored items over
 to the next call while the journal thread turns them into rows and syncs (mostly while the
 trees predict, which releases the interpreter lock), and items handed over meanwhile join the
 next sync.
+
 When nothing else waits, the caller syncs its rows itself (`inline`): handing over to another
 thread and back costs two thread wake-ups, a third of the sync's own time at one client.
 Either way one append runs at a time, and each answer waits only for the sync that covers
